@@ -1,0 +1,354 @@
+"""The ledger in a SQL database: append inside the caller's transaction, proofs, past roots.
+
+Every read for a proof or a past root touches O(log n) rows, fetched in at most two queries
+(level-0 hashes from `ledger_entries`, higher levels from `ledger_nodes`); nothing scans leaves.
+
+Appenders serialise on the log head: on PostgreSQL with a transaction-scoped advisory lock, on
+SQLite with the database write lock, which the engine takes at BEGIN (BEGIN IMMEDIATE, see
+api/database.py). The lock is held until the caller commits or rolls back, so the domain change
+and its ledger entry are one atomic unit and no two appenders ever see the same head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Protocol
+
+from sqlalchemy import Connection, TextClause, insert, select, text, tuple_
+
+from ledger import merkle
+from ledger.checkpoint import format_checkpoint
+from ledger.errors import LedgerLimitError, NotFoundError, StorageInconsistentError, TreeSizeError
+from ledger.merkle import NodeId
+from ledger.schema import checkpoints, entries, nodes
+
+# Limits, each enforced before anything is written.
+MAX_LEAF_BYTES = 64 * 1024
+MAX_BATCH_LEAVES = 10_000
+# Reading rows in pages keeps memory flat when the whole ledger is streamed.
+READ_PAGE_ROWS = 10_000
+# An arbitrary constant naming "the ledger head" among PostgreSQL advisory locks.
+PG_HEAD_LOCK_KEY = 0x5049_5348_4B48_414E  # "PISHKHAN"
+
+SignNote = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    tree_size: int
+    root_hash: bytes
+    note: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Entry:
+    leaf_index: int
+    leaf: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Where the appended leaves landed, and the signed checkpoint that now contains them."""
+
+    first_index: int
+    tree_size: int
+    checkpoint: StoredCheckpoint
+
+
+def _lock_head(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_HEAD_LOCK_KEY})
+    # SQLite: the engine began this transaction with BEGIN IMMEDIATE, so it holds the write lock.
+
+
+def _check_leaves(leaves: Sequence[bytes]) -> None:
+    if not leaves:
+        raise LedgerLimitError(
+            "an append needs at least one leaf", limit_name="min_batch_leaves", limit=1, actual=0
+        )
+    if len(leaves) > MAX_BATCH_LEAVES:
+        raise LedgerLimitError(
+            f"a batch holds at most {MAX_BATCH_LEAVES} leaves, got {len(leaves)}",
+            limit_name="MAX_BATCH_LEAVES",
+            limit=MAX_BATCH_LEAVES,
+            actual=len(leaves),
+        )
+    for i, leaf in enumerate(leaves):
+        if len(leaf) > MAX_LEAF_BYTES:
+            raise LedgerLimitError(
+                f"leaf {i} has {len(leaf)} bytes, at most {MAX_LEAF_BYTES} are allowed",
+                limit_name="MAX_LEAF_BYTES",
+                limit=MAX_LEAF_BYTES,
+                actual=len(leaf),
+            )
+
+
+def append(
+    conn: Connection,
+    leaves: Sequence[bytes],
+    *,
+    origin: str,
+    sign_note: SignNote,
+    now: datetime,
+) -> AppendResult:
+    """Append leaves and a signed checkpoint inside the caller's open transaction.
+
+    `sign_note` turns the checkpoint body into a C2SP signed note. Nothing is committed here: the
+    caller commits its domain change and this entry together, or rolls both back. Raises
+    LedgerLimitError (empty batch, too many or too large leaves) and StorageInconsistentError
+    (the stored head disagrees with the entries: refuse to extend a damaged log).
+    """
+    _check_leaves(leaves)
+    _lock_head(conn)
+    size = current_tree_size(conn)
+    frontier_ids = merkle.frontier_ids(size)
+    found = fetch_nodes(conn, frontier_ids)
+    leaf_hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
+    grown = merkle.append_leaves([found[n] for n in frontier_ids], size, leaf_hashes)
+    conn.execute(
+        insert(entries),
+        [
+            {"idx": size + i, "leaf": leaf, "leaf_hash": h}
+            for i, (leaf, h) in enumerate(zip(leaves, leaf_hashes, strict=True))
+        ],
+    )
+    if grown.nodes:
+        conn.execute(
+            insert(nodes), [{"level": n.level, "idx": n.index, "hash": h} for n, h in grown.nodes]
+        )
+    body = format_checkpoint(origin, grown.tree_size, grown.root)
+    stored = StoredCheckpoint(grown.tree_size, grown.root, sign_note(body), now)
+    conn.execute(
+        insert(checkpoints),
+        {
+            "tree_size": stored.tree_size,
+            "root_hash": stored.root_hash,
+            "note": stored.note,
+            "created_at": now,
+        },
+    )
+    return AppendResult(first_index=size, tree_size=grown.tree_size, checkpoint=stored)
+
+
+_HEAD_QUERY = text(
+    "SELECT (SELECT MAX(tree_size) FROM ledger_checkpoints), (SELECT MAX(idx) FROM ledger_entries)"
+)
+
+
+def current_tree_size(conn: Connection) -> int:
+    """The size of the newest checkpoint (0 for an empty ledger).
+
+    Raises StorageInconsistentError when the entries do not end exactly there.
+    """
+    size, last = conn.execute(_HEAD_QUERY).one()
+    size = int(size or 0)
+    entry_count = 0 if last is None else int(last) + 1
+    if entry_count != size:
+        raise StorageInconsistentError(
+            f"entries end at index {entry_count - 1} but the newest checkpoint has size {size}"
+        )
+    return size
+
+
+@lru_cache(maxsize=4 * merkle.MAX_PROOF_HASHES)
+def _nodes_query(leaf_count: int, inner_count: int) -> TextClause:
+    """One round trip for a proof's nodes; cached per shape, so it is compiled once.
+
+    Inner nodes are matched by an OR of primary-key equalities: SQLite plans a row-value IN list
+    as a full scan, and both databases turn the OR into one index probe per term.
+    """
+    parts = []
+    if leaf_count:
+        marks = ", ".join(f":e{i}" for i in range(leaf_count))
+        # Only placeholder names are formatted in; every value is a bound parameter.
+        parts.append(
+            f"SELECT 0 AS level, idx, leaf_hash FROM ledger_entries WHERE idx IN ({marks})"  # noqa: S608
+        )
+    if inner_count:
+        terms = " OR ".join(f"(level = :l{i} AND idx = :i{i})" for i in range(inner_count))
+        parts.append(f"SELECT level, idx, hash FROM ledger_nodes WHERE {terms}")  # noqa: S608
+    return text(" UNION ALL ".join(parts))
+
+
+def fetch_nodes(conn: Connection, ids: Sequence[NodeId] | set[NodeId]) -> dict[NodeId, bytes]:
+    """Hashes of the given perfect subtrees, in one query (level 0 comes from the entries).
+
+    Raises StorageInconsistentError when one is missing.
+    """
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    leaf_ids = [n.index for n in wanted if n.level == 0]
+    inner = [n for n in wanted if n.level > 0]
+    params: dict[str, int] = {f"e{i}": idx for i, idx in enumerate(leaf_ids)}
+    for i, node in enumerate(inner):
+        params[f"l{i}"], params[f"i{i}"] = node.level, node.index
+    rows = conn.execute(_nodes_query(len(leaf_ids), len(inner)), params)
+    found = {NodeId(int(lv), int(idx)): bytes(h) for lv, idx, h in rows}
+    missing = wanted - found.keys()
+    if missing:
+        first = min(missing)
+        raise StorageInconsistentError(
+            f"{len(missing)} stored tree node(s) missing, first level {first.level} "
+            f"index {first.index}"
+        )
+    return found
+
+
+def _check_within(conn: Connection, tree_size: int, field: str) -> None:
+    size = current_tree_size(conn)
+    if tree_size > size:
+        raise TreeSizeError(
+            f"{field} {tree_size} is beyond the current tree size {size}",
+            field=field,
+            value=tree_size,
+        )
+
+
+def _resolve(conn: Connection, plans: list[list[NodeId]]) -> list[bytes]:
+    return merkle.assemble(plans, fetch_nodes(conn, merkle.nodes_of(plans)))
+
+
+def inclusion_proof(conn: Connection, *, leaf_index: int, tree_size: int) -> list[bytes]:
+    """PATH(leaf_index, D[0:tree_size]) from storage, for any past or current size.
+
+    Raises TreeSizeError (bounds, or a size beyond the current tree).
+    """
+    path = merkle.inclusion_path(leaf_index, tree_size)
+    _check_within(conn, tree_size, "tree_size")
+    return _resolve(conn, merkle.plan(path))
+
+
+def consistency_proof(conn: Connection, *, first_size: int, second_size: int) -> list[bytes]:
+    """PROOF(first_size, D[0:second_size]) from storage. Raises TreeSizeError."""
+    path = merkle.consistency_path(first_size, second_size)
+    _check_within(conn, second_size, "second_size")
+    return _resolve(conn, merkle.plan(path))
+
+
+def root_at(conn: Connection, tree_size: int) -> bytes:
+    """The root of the tree of any past or current size. Raises TreeSizeError."""
+    merkle.check_tree_size(tree_size)
+    _check_within(conn, tree_size, "tree_size")
+    return merkle.fold(_resolve(conn, [merkle.perfect_subtrees(0, tree_size)]))
+
+
+def get_entry(conn: Connection, leaf_index: int) -> Entry:
+    """The entry at leaf_index. Raises NotFoundError."""
+    row = conn.execute(
+        select(entries.c.leaf, entries.c.leaf_hash).where(entries.c.idx == leaf_index)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no entry at index {leaf_index}", field="index", value=leaf_index)
+    return Entry(leaf_index, bytes(row.leaf), bytes(row.leaf_hash))
+
+
+class _CheckpointColumns(Protocol):
+    tree_size: int
+    root_hash: bytes
+    note: str
+    created_at: datetime
+
+
+def _checkpoint(row: _CheckpointColumns) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row.tree_size), bytes(row.root_hash), str(row.note), row.created_at)
+
+
+_CHECKPOINT_COLUMNS = (
+    checkpoints.c.tree_size,
+    checkpoints.c.root_hash,
+    checkpoints.c.note,
+    checkpoints.c.created_at,
+)
+
+
+def latest_checkpoint(conn: Connection) -> StoredCheckpoint:
+    """The newest signed checkpoint. Raises NotFoundError when the ledger is empty."""
+    row = conn.execute(
+        select(*_CHECKPOINT_COLUMNS).order_by(checkpoints.c.tree_size.desc()).limit(1)
+    ).first()
+    if row is None:
+        raise NotFoundError("the ledger is empty: no checkpoint yet", field="tree_size", value=0)
+    return _checkpoint(row)
+
+
+def checkpoint_at(conn: Connection, tree_size: int) -> StoredCheckpoint:
+    """The signed checkpoint of exactly this size. Raises NotFoundError."""
+    row = conn.execute(
+        select(*_CHECKPOINT_COLUMNS).where(checkpoints.c.tree_size == tree_size)
+    ).first()
+    if row is None:
+        raise NotFoundError(
+            f"no checkpoint of size {tree_size}", field="tree_size", value=tree_size
+        )
+    return _checkpoint(row)
+
+
+def iter_entries(conn: Connection, *, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
+    """(index, leaf, stored leaf hash) in index order, read page by page (keyset pagination)."""
+    after = start - 1
+    while True:
+        rows = conn.execute(
+            select(entries.c.idx, entries.c.leaf, entries.c.leaf_hash)
+            .where(entries.c.idx > after)
+            .order_by(entries.c.idx)
+            .limit(READ_PAGE_ROWS)
+        ).all()
+        for idx, leaf, h in rows:
+            yield int(idx), bytes(leaf), bytes(h)
+        if len(rows) < READ_PAGE_ROWS:
+            return
+        after = int(rows[-1][0])
+
+
+def iter_nodes(conn: Connection) -> Iterator[tuple[NodeId, bytes]]:
+    """Every stored node of level ≥ 1, ordered by (level, index), page by page."""
+    after = (0, -1)
+    while True:
+        rows = conn.execute(
+            select(nodes.c.level, nodes.c.idx, nodes.c.hash)
+            .where(tuple_(nodes.c.level, nodes.c.idx) > tuple_(*after))
+            .order_by(nodes.c.level, nodes.c.idx)
+            .limit(READ_PAGE_ROWS)
+        ).all()
+        for level, idx, h in rows:
+            yield NodeId(int(level), int(idx)), bytes(h)
+        if len(rows) < READ_PAGE_ROWS:
+            return
+        after = (int(rows[-1][0]), int(rows[-1][1]))
+
+
+def iter_checkpoints(conn: Connection) -> Iterator[StoredCheckpoint]:
+    """Every stored checkpoint in size order, page by page."""
+    after = -1
+    while True:
+        rows = conn.execute(
+            select(*_CHECKPOINT_COLUMNS)
+            .where(checkpoints.c.tree_size > after)
+            .order_by(checkpoints.c.tree_size)
+            .limit(READ_PAGE_ROWS)
+        ).all()
+        for row in rows:
+            yield _checkpoint(row)
+        if len(rows) < READ_PAGE_ROWS:
+            return
+        after = int(rows[-1][0])
+
+
+def iter_nodes_by_completion(conn: Connection) -> Iterator[tuple[NodeId, bytes]]:
+    """Every stored node of level ≥ 1 in the order appends complete them: by end leaf, then level.
+
+    That is the order a streaming recomputation produces them in, so an auditor compares the two
+    streams in O(log n) memory. The database sorts (an expression, so no index serves it).
+    """
+    end = nodes.c.idx.op("+")(1).op("<<")(nodes.c.level)
+    result = conn.execution_options(stream_results=True, yield_per=READ_PAGE_ROWS).execute(
+        select(nodes.c.level, nodes.c.idx, nodes.c.hash).order_by(end, nodes.c.level)
+    )
+    for level, idx, h in result:
+        yield NodeId(int(level), int(idx)), bytes(h)
