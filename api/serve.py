@@ -1,0 +1,53 @@
+"""`pishkhan serve`: migrate, make sure the service keys exist, then run uvicorn."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from api.database import make_engine, migrate
+from api.keys import load_checkpoint_signer
+from api.settings import get_settings
+from signatures.errors import ServiceKeyError
+
+MAX_WORKERS = 64
+
+
+def serve(*, host: str, port: int, workers: int) -> int:
+    """Prepare storage and keys once, in this process, then start the workers.
+
+    Returns an exit status; 2 when the keys or the database are not usable (fail closed).
+    """
+    if not 1 <= workers <= MAX_WORKERS:
+        print(f"pishkhan serve: --workers must be between 1 and {MAX_WORKERS}", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    try:
+        signer = load_checkpoint_signer(settings)
+    except ServiceKeyError as exc:
+        print(f"pishkhan serve: checkpoint key unusable: {exc}", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    print(
+        f"Pishkhan ({settings.env}) on http://{host}:{port}\n"
+        f"  API docs:        http://{host}:{port}/docs\n"
+        f"  checkpoint key:  {signer.verifier.vkey}\n"
+        f"  ledger checkpoint: http://{host}:{port}/v1/ledger/checkpoint",
+        flush=True,
+    )
+    uvicorn.run(
+        "api.app:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=False,
+        server_header=False,
+        log_level="info",
+    )
+    return 0
