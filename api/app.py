@@ -1,0 +1,103 @@
+"""The FastAPI application: wiring of settings, engine, keys, problem handlers and routes.
+
+create_app does not migrate: `pishkhan serve` migrates before it starts the server, and /readyz
+answers 503 while the schema is behind. Run with `uvicorn --factory api.app:app_factory`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI, Request
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.database import is_schema_current, make_engine, read_only
+from api.keys import load_checkpoint_signer
+from api.problems import Problem, install_problem_handlers, problem_responses, problem_type
+from api.routes import ledger
+from api.settings import Settings, get_settings
+from ledger.note import NoteSigner
+
+logger = logging.getLogger("pishkhan.api")
+
+
+def _version() -> str:
+    try:
+        return version("pishkhan")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "0+unknown"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    checkpoint_signer: NoteSigner | None = None,
+) -> FastAPI:
+    """Build the application; engine and signer come from settings unless given.
+
+    An engine built here is disposed of at shutdown; one passed in belongs to the caller.
+    Raises ServiceKeyError when the checkpoint key cannot be loaded (or generated).
+    """
+    settings = settings or get_settings()
+    owns_engine = engine is None
+    engine = engine or make_engine(settings.database_url)
+    signer = checkpoint_signer or load_checkpoint_signer(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = FastAPI(title="Pishkhan", version=_version(), lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.checkpoint_signer = signer
+    install_problem_handlers(app)
+    app.include_router(ledger.router)
+    app.add_api_route(
+        "/healthz", healthz, methods=["GET"], tags=["health"], responses=problem_responses()
+    )
+    app.add_api_route(
+        "/readyz", readyz, methods=["GET"], tags=["health"], responses=problem_responses(503)
+    )
+    return app
+
+
+def app_factory() -> FastAPI:
+    """For `uvicorn --factory api.app:app_factory`: everything from the environment."""
+    return create_app()
+
+
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers. Touches nothing else."""
+    return {"status": "ok"}
+
+
+def _not_ready_reason(engine: Engine, signer: object) -> str | None:
+    try:
+        with engine.connect() as conn:
+            read_only(conn).execute(text("SELECT 1"))
+        if not is_schema_current(engine):
+            return "the database schema is not at the newest migration"
+    except SQLAlchemyError as exc:
+        # The driver's message may name hosts and users: log the type only.
+        logger.warning("readiness: database unreachable (%s)", type(exc).__name__)
+        return "the database is not reachable"
+    if not isinstance(signer, NoteSigner):
+        return "the checkpoint signer is not loaded"
+    return None
+
+
+def readyz(request: Request) -> dict[str, str]:
+    """Readiness: database reachable, schema current, checkpoint signer loaded; else 503."""
+    state = request.app.state
+    reason = _not_ready_reason(state.engine, getattr(state, "checkpoint_signer", None))
+    if reason is not None:
+        raise Problem(503, problem_type("not-ready"), "Service not ready", reason)
+    return {"status": "ok"}
