@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/pishkhan.db"
@@ -29,7 +29,6 @@ class Settings(BaseSettings):
     key_passphrase: SecretStr | None = None
     # Generate the service keys on first start when missing (the embedded default).
     generate_keys: bool = False
-    http_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @field_validator("ledger_origin")
     @classmethod
