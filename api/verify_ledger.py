@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.database import make_engine, normalise_url, read_only
 from api.settings import Settings, get_settings
 from audit.ledger_check import LedgerReport, verify_ledger
+from audit.ledger_digest import check_intact
 from ledger import store
 from ledger.errors import LedgerError
 from ledger.note import NoteVerifier
@@ -65,6 +66,17 @@ def _read_and_check(url: str, verifiers: list[NoteVerifier], origin: str) -> Led
             if conn.dialect.name == "postgresql":
                 # One snapshot for all three streams, even while appends go on.
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            # The fast path proves an intact ledger; anything else is re-read in detail, from
+            # the same snapshot, to name what disagrees.
+            quick = check_intact(
+                store.scan_entries(conn),
+                store.scan_nodes_by_level(conn),
+                store.iter_checkpoints(conn),
+                verifiers=verifiers,
+                origin=origin,
+            )
+            if quick is not None:
+                return quick
             return verify_ledger(
                 store.iter_entries(conn),
                 store.iter_nodes_by_completion(conn),

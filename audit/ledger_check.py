@@ -191,7 +191,7 @@ class _NodeComparer:
             self._advance()
 
 
-def _check_checkpoint(
+def checkpoint_findings(
     row: CheckpointRow,
     computed_root: bytes,
     *,
@@ -270,7 +270,7 @@ def verify_ledger(
         size = builder.tree_size
         while checkpoint is not None and checkpoint.tree_size <= size:
             report.checkpoints += 1
-            found = _check_checkpoint(
+            found = checkpoint_findings(
                 checkpoint,
                 builder.root if checkpoint.tree_size == size else b"",
                 verifiers=verifiers,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, cast
 
 from sqlalchemy import Connection, TextClause, insert, select, text, tuple_
 
@@ -352,3 +352,30 @@ def iter_nodes_by_completion(conn: Connection) -> Iterator[tuple[NodeId, bytes]]
     )
     for level, idx, h in result:
         yield NodeId(int(level), int(idx)), bytes(h)
+
+
+def _raw_rows(conn: Connection, sql: str) -> Iterator[tuple[object, ...]]:
+    """Stream plain DB-API tuples: whole-ledger scans skip SQLAlchemy's per-row Row objects.
+
+    With stream_results, PostgreSQL uses a server-side cursor, so memory stays flat. Both
+    drivers return BLOB/BYTEA as bytes and integers as int.
+    """
+    result = conn.execution_options(stream_results=True).exec_driver_sql(sql)
+    try:
+        cursor = result.cursor
+        while rows := cursor.fetchmany(READ_PAGE_ROWS):
+            yield from rows
+    finally:
+        result.close()
+
+
+def scan_entries(conn: Connection) -> Iterator[tuple[int, bytes, bytes]]:
+    """(index, leaf, stored leaf hash) for every entry, in index order, as fast as the driver."""
+    sql = "SELECT idx, leaf, leaf_hash FROM ledger_entries ORDER BY idx"
+    return cast(Iterator[tuple[int, bytes, bytes]], _raw_rows(conn, sql))
+
+
+def scan_nodes_by_level(conn: Connection) -> Iterator[tuple[int, int, bytes]]:
+    """(level, index, hash) for every stored node, in primary-key order (no sort needed)."""
+    sql = "SELECT level, idx, hash FROM ledger_nodes ORDER BY level, idx"
+    return cast(Iterator[tuple[int, int, bytes]], _raw_rows(conn, sql))
