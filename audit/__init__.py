@@ -1,0 +1,1 @@
+"""Offline verification of the ledger and, later, of receipts. No database or web imports."""

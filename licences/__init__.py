@@ -1,0 +1,1 @@
+"""Licences: renewal and verifiable credentials (issue 8). Empty until then."""

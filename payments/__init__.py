@@ -1,0 +1,1 @@
+"""Payments: bills, fees and tax payables (issue 5). Empty until then."""
