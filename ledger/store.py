@@ -147,32 +147,93 @@ def current_tree_size(conn: Connection) -> int:
     """
     size, last = conn.execute(_HEAD_QUERY).one()
     size = int(size or 0)
-    entry_count = 0 if last is None else int(last) + 1
-    if entry_count != size:
-        raise StorageInconsistentError(
-            f"entries end at index {entry_count - 1} but the newest checkpoint has size {size}"
-        )
+    _check_head(size, 0 if last is None else int(last) + 1)
     return size
 
 
+# Every node query also returns the head: the newest checkpoint's size (a row of level -1) and
+# the last entry index (level -2). A proof then costs one round trip, and bounds, head check and
+# nodes come from the same statement, the same snapshot.
+_HEAD_ROWS = (
+    "SELECT -1 AS level, COALESCE(MAX(tree_size), 0) AS idx, NULL AS hash FROM ledger_checkpoints"
+    " UNION ALL SELECT -2, COALESCE(MAX(idx), -1), NULL FROM ledger_entries"
+)
+# PostgreSQL types a UNION column from its first rows: say that the NULL hash is bytea.
+_PG_HEAD_ROWS = _HEAD_ROWS.replace("NULL AS hash", "CAST(NULL AS bytea) AS hash")
+# PostgreSQL: one statement text for every proof shape (arrays as parameters), prepared once
+# per connection and answered by one index probe per wanted node.
+_PG_NODES_QUERY = text(
+    _PG_HEAD_ROWS  # noqa: S608 (constant strings only)
+    + " UNION ALL SELECT 0, idx, leaf_hash FROM ledger_entries"
+    " WHERE idx = ANY(CAST(:leaf_ids AS bigint[]))"
+    " UNION ALL SELECT n.level, n.idx, n.hash FROM ledger_nodes AS n"
+    " JOIN unnest(CAST(:levels AS smallint[]), CAST(:idxs AS bigint[])) AS w(level, idx)"
+    " ON n.level = w.level AND n.idx = w.idx"
+)
+
+
 @lru_cache(maxsize=4 * merkle.MAX_PROOF_HASHES)
-def _nodes_query(leaf_count: int, inner_count: int) -> TextClause:
-    """One round trip for a proof's nodes; cached per shape, so it is compiled once.
+def _sqlite_nodes_query(leaf_count: int, inner_count: int) -> TextClause:
+    """SQLite: one statement per proof shape, cached so it is compiled once.
 
     Inner nodes are matched by an OR of primary-key equalities: SQLite plans a row-value IN list
-    as a full scan, and both databases turn the OR into one index probe per term.
+    as a full scan, and turns the OR into one index probe per term.
     """
-    parts = []
+    parts = [_HEAD_ROWS]
     if leaf_count:
         marks = ", ".join(f":e{i}" for i in range(leaf_count))
         # Only placeholder names are formatted in; every value is a bound parameter.
-        parts.append(
-            f"SELECT 0 AS level, idx, leaf_hash FROM ledger_entries WHERE idx IN ({marks})"  # noqa: S608
-        )
+        parts.append(f"SELECT 0, idx, leaf_hash FROM ledger_entries WHERE idx IN ({marks})")  # noqa: S608
     if inner_count:
         terms = " OR ".join(f"(level = :l{i} AND idx = :i{i})" for i in range(inner_count))
         parts.append(f"SELECT level, idx, hash FROM ledger_nodes WHERE {terms}")  # noqa: S608
     return text(" UNION ALL ".join(parts))
+
+
+def _fetch(conn: Connection, wanted: set[NodeId]) -> tuple[int, dict[NodeId, bytes]]:
+    """(newest checkpoint size, hashes of the wanted perfect subtrees found), in one query."""
+    leaf_ids = [n.index for n in wanted if n.level == 0]
+    inner = [n for n in wanted if n.level > 0]
+    if conn.dialect.name == "postgresql":
+        params: dict[str, object] = {
+            "leaf_ids": leaf_ids,
+            "levels": [n.level for n in inner],
+            "idxs": [n.index for n in inner],
+        }
+        rows = conn.execute(_PG_NODES_QUERY, params)
+    else:
+        params = {f"e{i}": idx for i, idx in enumerate(leaf_ids)}
+        for i, node in enumerate(inner):
+            params[f"l{i}"], params[f"i{i}"] = node.level, node.index
+        rows = conn.execute(_sqlite_nodes_query(len(leaf_ids), len(inner)), params)
+    head = last = 0
+    found: dict[NodeId, bytes] = {}
+    for level, idx, h in rows:
+        if level >= 0:
+            found[NodeId(int(level), int(idx))] = bytes(h)
+        elif level == -1:
+            head = int(idx)
+        else:
+            last = int(idx)
+    _check_head(head, last + 1)
+    return head, found
+
+
+def _check_head(size: int, entry_count: int) -> None:
+    if entry_count != size:
+        raise StorageInconsistentError(
+            f"entries end at index {entry_count - 1} but the newest checkpoint has size {size}"
+        )
+
+
+def _require_all(wanted: set[NodeId], found: dict[NodeId, bytes]) -> None:
+    missing = wanted - found.keys()
+    if missing:
+        first = min(missing)
+        raise StorageInconsistentError(
+            f"{len(missing)} stored tree node(s) missing, first level {first.level} "
+            f"index {first.index}"
+        )
 
 
 def fetch_nodes(conn: Connection, ids: Sequence[NodeId] | set[NodeId]) -> dict[NodeId, bytes]:
@@ -183,35 +244,28 @@ def fetch_nodes(conn: Connection, ids: Sequence[NodeId] | set[NodeId]) -> dict[N
     wanted = set(ids)
     if not wanted:
         return {}
-    leaf_ids = [n.index for n in wanted if n.level == 0]
-    inner = [n for n in wanted if n.level > 0]
-    params: dict[str, int] = {f"e{i}": idx for i, idx in enumerate(leaf_ids)}
-    for i, node in enumerate(inner):
-        params[f"l{i}"], params[f"i{i}"] = node.level, node.index
-    rows = conn.execute(_nodes_query(len(leaf_ids), len(inner)), params)
-    found = {NodeId(int(lv), int(idx)): bytes(h) for lv, idx, h in rows}
-    missing = wanted - found.keys()
-    if missing:
-        first = min(missing)
-        raise StorageInconsistentError(
-            f"{len(missing)} stored tree node(s) missing, first level {first.level} "
-            f"index {first.index}"
-        )
+    found = _fetch(conn, wanted)[1]
+    _require_all(wanted, found)
     return found
 
 
-def _check_within(conn: Connection, tree_size: int, field: str) -> None:
-    size = current_tree_size(conn)
-    if tree_size > size:
+def _resolve(
+    conn: Connection, plans: list[list[NodeId]], *, tree_size: int, field: str
+) -> list[bytes]:
+    """Fold each plan from storage, refusing a tree_size beyond the newest checkpoint.
+
+    Raises TreeSizeError, or StorageInconsistentError when a node within the tree is missing.
+    """
+    wanted = merkle.nodes_of(plans)
+    head, found = _fetch(conn, wanted)
+    if tree_size > head:
         raise TreeSizeError(
-            f"{field} {tree_size} is beyond the current tree size {size}",
+            f"{field} {tree_size} is beyond the current tree size {head}",
             field=field,
             value=tree_size,
         )
-
-
-def _resolve(conn: Connection, plans: list[list[NodeId]]) -> list[bytes]:
-    return merkle.assemble(plans, fetch_nodes(conn, merkle.nodes_of(plans)))
+    _require_all(wanted, found)
+    return merkle.assemble(plans, found)
 
 
 def inclusion_proof(conn: Connection, *, leaf_index: int, tree_size: int) -> list[bytes]:
@@ -219,23 +273,21 @@ def inclusion_proof(conn: Connection, *, leaf_index: int, tree_size: int) -> lis
 
     Raises TreeSizeError (bounds, or a size beyond the current tree).
     """
-    path = merkle.inclusion_path(leaf_index, tree_size)
-    _check_within(conn, tree_size, "tree_size")
-    return _resolve(conn, merkle.plan(path))
+    plans = merkle.plan(merkle.inclusion_path(leaf_index, tree_size))
+    return _resolve(conn, plans, tree_size=tree_size, field="tree_size")
 
 
 def consistency_proof(conn: Connection, *, first_size: int, second_size: int) -> list[bytes]:
     """PROOF(first_size, D[0:second_size]) from storage. Raises TreeSizeError."""
-    path = merkle.consistency_path(first_size, second_size)
-    _check_within(conn, second_size, "second_size")
-    return _resolve(conn, merkle.plan(path))
+    plans = merkle.plan(merkle.consistency_path(first_size, second_size))
+    return _resolve(conn, plans, tree_size=second_size, field="second_size")
 
 
 def root_at(conn: Connection, tree_size: int) -> bytes:
     """The root of the tree of any past or current size. Raises TreeSizeError."""
     merkle.check_tree_size(tree_size)
-    _check_within(conn, tree_size, "tree_size")
-    return merkle.fold(_resolve(conn, [merkle.perfect_subtrees(0, tree_size)]))
+    plans = [merkle.perfect_subtrees(0, tree_size)]
+    return merkle.fold(_resolve(conn, plans, tree_size=tree_size, field="tree_size"))
 
 
 def get_entry(conn: Connection, leaf_index: int) -> Entry:
