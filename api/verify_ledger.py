@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -55,6 +56,34 @@ def _verifiers(trusted_keys: str | None, settings: Settings) -> list[NoteVerifie
     ]
 
 
+def check_ledger(conn: Connection, *, verifiers: list[NoteVerifier], origin: str) -> LedgerReport:
+    """Verify the stored ledger over one connection (the CLI and the benchmark share this).
+
+    The fast path proves an intact ledger; anything else is re-read in detail, from the same
+    snapshot, to name what disagrees.
+    """
+    conn = read_only(conn)
+    if conn.dialect.name == "postgresql":
+        # One snapshot for all the streams, even while appends go on.
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    quick = check_intact(
+        store.scan_entries(conn),
+        store.scan_nodes_by_level(conn),
+        store.iter_checkpoints(conn),
+        verifiers=verifiers,
+        origin=origin,
+    )
+    if quick is not None:
+        return quick
+    return verify_ledger(
+        store.iter_entries(conn),
+        store.iter_nodes_by_completion(conn),
+        store.iter_checkpoints(conn),
+        verifiers=verifiers,
+        origin=origin,
+    )
+
+
 def _read_and_check(url: str, verifiers: list[NoteVerifier], origin: str) -> LedgerReport:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
@@ -62,28 +91,7 @@ def _read_and_check(url: str, verifiers: list[NoteVerifier], origin: str) -> Led
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            conn = read_only(conn)
-            if conn.dialect.name == "postgresql":
-                # One snapshot for all three streams, even while appends go on.
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            # The fast path proves an intact ledger; anything else is re-read in detail, from
-            # the same snapshot, to name what disagrees.
-            quick = check_intact(
-                store.scan_entries(conn),
-                store.scan_nodes_by_level(conn),
-                store.iter_checkpoints(conn),
-                verifiers=verifiers,
-                origin=origin,
-            )
-            if quick is not None:
-                return quick
-            return verify_ledger(
-                store.iter_entries(conn),
-                store.iter_nodes_by_completion(conn),
-                store.iter_checkpoints(conn),
-                verifiers=verifiers,
-                origin=origin,
-            )
+            return check_ledger(conn, verifiers=verifiers, origin=origin)
     finally:
         engine.dispose()
 
