@@ -103,10 +103,8 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn:
         conn = read_only(conn)
         if conn.dialect.name == "postgresql":
-            # One snapshot for every statement: store.current_tree_size reads the head and the
-            # entries separately, and READ COMMITTED could see a concurrent append between the
-            # two and report a spurious inconsistency. Read-only transactions never fail to
-            # serialise under REPEATABLE READ.
+            # One snapshot for every statement of the request, so two reads never straddle a
+            # concurrent append. Read-only transactions never fail to serialise here.
             conn = conn.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
@@ -152,15 +150,13 @@ def get_inclusion_proof(
     400 when index ≥ tree_size or tree_size is beyond the current tree.
     """
     with read_snapshot(engine) as conn:
-        proof = store.inclusion_proof(conn, leaf_index=index, tree_size=tree_size)
-        entry = store.get_entry(conn, index)
-        root = store.root_at(conn, tree_size)
+        bundle = store.inclusion_bundle(conn, leaf_index=index, tree_size=tree_size)
     return InclusionProof(
         index=index,
         tree_size=tree_size,
-        leaf_hash=_b64(entry.leaf_hash),
-        proof=[_b64(h) for h in proof],
-        root_hash=_b64(root),
+        leaf_hash=_b64(bundle.leaf_hash),
+        proof=[_b64(h) for h in bundle.proof],
+        root_hash=_b64(bundle.root_hash),
     )
 
 
@@ -174,15 +170,13 @@ def get_consistency_proof(
     empty proof.
     """
     with read_snapshot(engine) as conn:
-        proof = store.consistency_proof(conn, first_size=first, second_size=second)
-        first_root = store.root_at(conn, first)
-        second_root = store.root_at(conn, second)
+        bundle = store.consistency_bundle(conn, first_size=first, second_size=second)
     return ConsistencyProof(
         first=first,
         second=second,
-        first_root_hash=_b64(first_root),
-        second_root_hash=_b64(second_root),
-        proof=[_b64(h) for h in proof],
+        first_root_hash=_b64(bundle.first_root),
+        second_root_hash=_b64(bundle.second_root),
+        proof=[_b64(h) for h in bundle.proof],
     )
 
 

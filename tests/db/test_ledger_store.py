@@ -56,9 +56,22 @@ def test_proofs_from_storage_equal_reference_for_every_index_and_past_size(
                 assert store.inclusion_proof(conn, leaf_index=index, tree_size=size) == (
                     merkle.inclusion_proof(index, hashes[:size])
                 )
+                bundle = store.inclusion_bundle(conn, leaf_index=index, tree_size=size)
+                assert bundle == store.InclusionBundle(
+                    hashes[index],
+                    merkle.inclusion_proof(index, hashes[:size]),
+                    merkle.root(hashes[:size]),
+                )
             for first in range(1, size + 1):
                 assert store.consistency_proof(conn, first_size=first, second_size=size) == (
                     merkle.consistency_proof(first, hashes[:size])
+                )
+                assert store.consistency_bundle(conn, first_size=first, second_size=size) == (
+                    store.ConsistencyBundle(
+                        merkle.root(hashes[:first]),
+                        merkle.root(hashes[:size]),
+                        merkle.consistency_proof(first, hashes[:size]),
+                    )
                 )
 
 
@@ -76,6 +89,15 @@ def test_stored_nodes_are_exactly_the_perfect_subtrees(engine: Engine, signer: N
         for i in range(45 >> lv)
     }
     assert entries == [(i, leaf, merkle.leaf_hash(leaf)) for i, leaf in enumerate(leaves)]
+    with engine.connect() as conn:
+        # The raw scans the auditor uses return the same rows as plain tuples.
+        assert [tuple(r) for r in store.scan_entries(conn)] == entries
+        assert [tuple(r) for r in store.scan_nodes_by_level(conn)] == sorted(
+            (n.level, n.index, h) for n, h in stored.items()
+        )
+        assert list(store.iter_nodes_by_completion(conn)) == sorted(
+            stored.items(), key=lambda item: (item[0].end, item[0].level)
+        )
 
 
 def test_rolled_back_caller_transaction_leaves_no_trace(engine: Engine, signer: NoteSigner) -> None:
