@@ -72,6 +72,8 @@ class LedgerReport:
     tree_size: int = 0
     root_hash: bytes = merkle.EMPTY_ROOT
     findings: list[Finding] = field(default_factory=list)
+    # True when the digest fast path proved the ledger intact (audit.ledger_digest).
+    fast_path: bool = False
 
     @property
     def consistent(self) -> bool:
@@ -123,6 +125,7 @@ class LedgerReport:
             "root_hash": self.root_hash.hex(),
             "first_bad_index": self.first_bad_index,
             "first_bad_checkpoint": self.first_bad_checkpoint,
+            "fast_path": self.fast_path,
             "findings": [f.as_dict() for f in self.findings],
         }
 

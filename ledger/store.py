@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Protocol, cast
 
 import psycopg
-from sqlalchemy import Connection, TextClause, insert, select, text, tuple_
+from sqlalchemy import Connection, TextClause, func, insert, select, text, tuple_
 
 from ledger import merkle
 from ledger.checkpoint import format_checkpoint
@@ -480,7 +480,31 @@ def scan_entries(conn: Connection) -> Iterator[tuple[int, bytes, bytes]]:
     return cast(Iterator[tuple[int, bytes, bytes]], _raw_rows(conn, sql))
 
 
-def scan_nodes_by_level(conn: Connection) -> Iterator[tuple[int, int, bytes]]:
-    """(level, index, hash) for every stored node, in primary-key order (no sort needed)."""
-    sql = "SELECT level, idx, hash FROM ledger_nodes ORDER BY level, idx"
+def scan_nodes_by_level(
+    conn: Connection, *, tree_size: int | None = None
+) -> Iterator[tuple[int, int, bytes]]:
+    """(level, index, hash) for stored nodes in primary-key order (no sort needed).
+
+    With tree_size, only the nodes of the tree of that size (their last leaf below it): a scan
+    from another snapshot then sees exactly the nodes of the tree the caller checks.
+    """
+    sql = "SELECT level, idx, hash FROM ledger_nodes"
+    if tree_size is not None:
+        # An int, checked here, is the only thing formatted into the statement.
+        merkle.check_tree_size(tree_size, allow_zero=True)
+        sql += f" WHERE ((idx + 1) << level) <= {int(tree_size)}"
+    sql += " ORDER BY level, idx"
     return cast(Iterator[tuple[int, int, bytes]], _raw_rows(conn, sql))
+
+
+def count_nodes_beyond(conn: Connection, tree_size: int) -> int:
+    """How many stored nodes end past tree_size: none may, in a log whose head is tree_size."""
+    end = nodes.c.idx.op("+")(1).op("<<")(nodes.c.level)
+    query = select(func.count()).select_from(nodes).where(end > tree_size)
+    return int(conn.execute(query).scalar_one())
+
+
+def newest_checkpoint_size(conn: Connection) -> int:
+    """The size of the newest stored checkpoint, 0 when there is none (no consistency check)."""
+    query = select(func.coalesce(func.max(checkpoints.c.tree_size), 0))
+    return int(conn.execute(query).scalar_one())

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from api import verify_ledger
 from api.cli import main
 from ledger.note import NoteSigner
 from tests.db.conftest import ORIGIN, append_leaves
@@ -72,6 +73,7 @@ def _h(leaf: bytes) -> bytes:
 
 
 def test_untouched_ledger_is_consistent(
+    parallel: str,
     engine: Engine,
     db_url: str,
     signer: NoteSigner,
@@ -85,6 +87,7 @@ def test_untouched_ledger_is_consistent(
     assert report["entries_checked"] == SINGLE_APPENDS + 64
     assert report["checkpoints_checked"] == SINGLE_APPENDS + 4
     assert report["findings"] == []
+    assert report["fast_path"] is True  # proven by the digests, in one process or two
 
 
 Tamper = Callable[[Engine], None]
@@ -160,6 +163,16 @@ TAMPERS: dict[str, tuple[Tamper, int | None, int | None, str]] = {
         12,
         "checkpoint_row_mismatch",
     ),
+    "node_inserted_beyond_the_tree": (
+        lambda e: _sql(
+            e,
+            "INSERT INTO ledger_nodes (level, idx, hash) VALUES (1, 100, :h)",
+            h=b"\x02" * 32,
+        ),
+        200,
+        None,
+        "extra_node",
+    ),
     "node_edited": (
         lambda e: _sql(
             e, "UPDATE ledger_nodes SET hash = :h WHERE level = 2 AND idx = 1", h=b"\x01" * 32
@@ -171,10 +184,20 @@ TAMPERS: dict[str, tuple[Tamper, int | None, int | None, str]] = {
 }
 
 
+@pytest.fixture(params=["one_process", "two_processes"])
+def parallel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the verifier as it runs on small ledgers, and as on large ones (nodes digested in a
+    second process)."""
+    if request.param == "two_processes":
+        monkeypatch.setattr(verify_ledger, "PARALLEL_MIN_LEAVES", 1)
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     ("tamper", "first_index", "first_checkpoint", "kind"), TAMPERS.values(), ids=TAMPERS.keys()
 )
 def test_tampering_is_detected_and_located(
+    parallel: str,
     engine: Engine,
     db_url: str,
     signer: NoteSigner,

@@ -43,7 +43,7 @@ class Ledger:
         return check_intact(
             self.entries,
             self.by_level(),
-            self.checkpoints,
+            lambda: self.checkpoints,
             verifiers=[SIGNER.verifier],
             origin=ORIGIN,
         )
@@ -86,6 +86,7 @@ def test_intact_ledger_passes_both_paths() -> None:
     assert _agree(ledger)
     report = ledger.fast()
     assert report is not None and report.tree_size == 34 and report.checkpoints == 6
+    assert report.fast_path and not ledger.detailed().fast_path
 
 
 def test_empty_ledger_is_intact() -> None:
