@@ -250,7 +250,8 @@ def measure_verify(run: Run) -> None:
     """Whole-ledger verification exactly as `pishkhan audit verify-ledger` runs it."""
     start = time.perf_counter()
     with run.engine.connect() as conn:
-        report = check_ledger(conn, verifiers=[run.signer.verifier], origin=ORIGIN)
+        url = run.engine.url.render_as_string(hide_password=False)
+        report = check_ledger(conn, verifiers=[run.signer.verifier], origin=ORIGIN, url=url)
     elapsed = time.perf_counter() - start
     run.report = report
     rate = report.entries / elapsed if elapsed else 0.0
