@@ -142,38 +142,20 @@ class _NodeComparer:
     def _key(node: NodeId) -> tuple[int, int]:
         return node.end, node.level
 
+    def _flag(self, kind: str, detail: str, node: NodeId) -> None:
+        self._report.findings.append(Finding(kind, detail, index=node.start, range_end=node.end))
+
     def compare(self, node: NodeId, computed: bytes) -> None:
-        report = self._report
         while self._next is not None and self._key(self._next[0]) < self._key(node):
-            extra = self._next[0]
-            report.findings.append(
-                Finding(
-                    "extra_node",
-                    f"stored node {extra} is not in the tree",
-                    index=extra.start,
-                    range_end=extra.end,
-                )
+            self._flag(
+                "extra_node", f"stored node {self._next[0]} is not in the tree", self._next[0]
             )
             self._advance()
         if self._next is None or self._next[0] != node:
-            report.findings.append(
-                Finding(
-                    "missing_node",
-                    f"node {node} is not stored",
-                    index=node.start,
-                    range_end=node.end,
-                )
-            )
+            self._flag("missing_node", f"node {node} is not stored", node)
             return
         if self._next[1] != computed:
-            report.findings.append(
-                Finding(
-                    "node_mismatch",
-                    f"stored node {node} has another hash",
-                    index=node.start,
-                    range_end=node.end,
-                )
-            )
+            self._flag("node_mismatch", f"stored node {node} has another hash", node)
         self._advance()
 
     def _advance(self) -> None:
@@ -183,14 +165,7 @@ class _NodeComparer:
     def finish(self) -> None:
         while self._next is not None:
             extra = self._next[0]
-            self._report.findings.append(
-                Finding(
-                    "extra_node",
-                    f"stored node {extra} lies beyond the entries",
-                    index=extra.start,
-                    range_end=extra.end,
-                )
-            )
+            self._flag("extra_node", f"stored node {extra} lies beyond the entries", extra)
             self._advance()
 
 

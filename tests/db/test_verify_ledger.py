@@ -46,25 +46,18 @@ def _sql(engine: Engine, *statements: str, **params: object) -> None:
             conn.execute(text(statement), params)
 
 
-def _verify(
-    db_url: str, tmp_path: Path, signer: NoteSigner, capsys: pytest.CaptureFixture[str], *extra: str
-) -> tuple[int, dict[str, object]]:
+def _cli(db_url: str, tmp_path: Path, signer: NoteSigner, *extra: str) -> int:
+    """Run `pishkhan audit verify-ledger` trusting the signer's key."""
     keys = tmp_path / "trusted.vkeys"
     keys.write_text(f"# the test log's key\n{signer.verifier.vkey}\n")
-    code = main(
-        [
-            "audit",
-            "verify-ledger",
-            "--database",
-            db_url,
-            "--trusted-keys",
-            str(keys),
-            "--origin",
-            ORIGIN,
-            "--json",
-            *extra,
-        ]
-    )
+    args = ["--database", db_url, "--trusted-keys", str(keys), "--origin", ORIGIN, *extra]
+    return main(["audit", "verify-ledger", *args])
+
+
+def _verify(
+    db_url: str, tmp_path: Path, signer: NoteSigner, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, object]]:
+    code = _cli(db_url, tmp_path, signer, "--json")
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -294,20 +287,7 @@ def test_human_report_names_the_first_bad_index(
 ) -> None:
     _build(engine, signer)
     _sql(engine, "DELETE FROM ledger_entries WHERE idx = 9")
-    keys = tmp_path / "k"
-    keys.write_text(signer.verifier.vkey + "\n")
-    code = main(
-        [
-            "audit",
-            "verify-ledger",
-            "--database",
-            db_url,
-            "--trusted-keys",
-            str(keys),
-            "--origin",
-            ORIGIN,
-        ]
-    )
+    code = _cli(db_url, tmp_path, signer)
     out = capsys.readouterr().out
     assert code == 1
     assert "TAMPERED: first bad index 9" in out
