@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -15,3 +16,186 @@ class ServiceKeyError(SignaturesError):
     def __init__(self, message: str, *, path: Path | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+# --- JWK and JWS (signatures.jwk, signatures.jws) -------------------------------------------------
+
+
+class JwkError(SignaturesError):
+    """A JWK is malformed, private, of an unsupported type or curve, or too weak.
+
+    ``member`` names the offending JWK member ("" for the object as a whole) and ``rule`` the
+    rule it breaks, e.g. "private member", "unsupported curve", "modulus size".
+    """
+
+    def __init__(self, message: str, *, member: str, rule: str) -> None:
+        super().__init__(message)
+        self.member = member
+        self.rule = rule
+
+
+class JwsError(SignaturesError):
+    """A detached JWS is not acceptable."""
+
+
+class JwsFormatError(JwsError):
+    """The compact serialisation is malformed: segments, base64url, sizes, or header JSON."""
+
+
+class JwsHeaderError(JwsError):
+    """A protected header member is missing, forbidden, unknown, duplicated or invalid."""
+
+    def __init__(self, message: str, *, member: str) -> None:
+        super().__init__(message)
+        self.member = member
+
+
+class JwsAlgorithmError(JwsError):
+    """The header ``alg`` is refused, or is not the algorithm pinned to the key.
+
+    ``key_alg`` is None when no key was involved (parsing alone).
+    """
+
+    def __init__(self, message: str, *, header_alg: str, key_alg: str | None) -> None:
+        super().__init__(message)
+        self.header_alg = header_alg
+        self.key_alg = key_alg
+
+
+class JwsKeyMismatchError(JwsError):
+    """The header ``kid`` is not the thumbprint of the key the signature is checked against."""
+
+    def __init__(self, message: str, *, kid: str, expected_kid: str) -> None:
+        super().__init__(message)
+        self.kid = kid
+        self.expected_kid = expected_kid
+
+
+class JwsSignatureError(JwsError):
+    """The signature does not verify over the signing input with the key."""
+
+
+# --- Canonical form and envelope -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One refused field: where (an RFC 6901 JSON Pointer), which rule, and why in words.
+
+    Messages never repeat the refused value: it may be personal data (a national ID).
+    """
+
+    pointer: str
+    rule: str
+    message: str
+
+
+class CanonicalFormError(SignaturesError):
+    """JSON input or a value is outside the canonical profile (RFC 8785 / I-JSON, integers only).
+
+    `pointer`, `rule` and the message describe the first problem in document order; `errors`
+    holds every problem found (at most MAX_REPORTED_ERRORS of signatures.canonical).
+    """
+
+    def __init__(self, errors: tuple[FieldError, ...]) -> None:
+        if not errors:
+            raise ValueError("CanonicalFormError needs at least one FieldError")
+        super().__init__(f"{errors[0].pointer or '(root)'}: {errors[0].message} ({errors[0].rule})")
+        self.errors = errors
+        self.pointer = errors[0].pointer
+        self.rule = errors[0].rule
+
+
+class EnvelopeError(SignaturesError):
+    """A transaction envelope (or a part of its payload) is refused; `errors` lists every field."""
+
+    def __init__(self, errors: tuple[FieldError, ...]) -> None:
+        if not errors:
+            raise ValueError("EnvelopeError needs at least one FieldError")
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{first.pointer or '(root)'}: {first.message} ({first.rule}){more}")
+        self.errors = errors
+
+
+class SubjectError(SignaturesError):
+    """A subject string (ir-nid:…, ir-lid:…, agency:…) is malformed or fails its check digit."""
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+# --- Key registry and delegations (signatures.keys) ----------------------------------------------
+
+
+class KeyRegistryError(SignaturesError):
+    """A key record, key event or delegation is malformed, or a change to one is refused."""
+
+
+class KeyRecordError(KeyRegistryError):
+    """A key record or key event is malformed; ``field`` names the offending field."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class KeyStateError(KeyRegistryError):
+    """A key event is refused by the key state machine.
+
+    ``state`` is the key's state before the event (a KeyStatus value, or "expired"/"revoked"),
+    ``transition`` the refused event kind, ``kid`` the key and ``at`` the ISO 8601 time the event
+    would have taken effect.
+    """
+
+    def __init__(self, message: str, *, kid: str, state: str, transition: str, at: str) -> None:
+        super().__init__(message)
+        self.kid = kid
+        self.state = state
+        self.transition = transition
+        self.at = at
+
+
+class DelegationError(KeyRegistryError):
+    """A delegation is malformed or a change to it is refused; ``field`` names the field."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DelegationLimitError(DelegationError):
+    """A delegation exceeds a named limit (MAX_DELEGATION_TYPES, MAX_DELEGATION_DAYS)."""
+
+    def __init__(
+        self, message: str, *, field: str, limit_name: str, limit: int, actual: int
+    ) -> None:
+        super().__init__(message, field=field)
+        self.limit_name = limit_name
+        self.limit = limit
+        self.actual = actual
+
+
+class NaiveDatetimeError(SignaturesError, ValueError):
+    """A datetime without a time zone was passed where an aware UTC instant is required.
+
+    A programmer error, never caused by signed input: ``field`` names the argument.
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# --- Validation (signatures.validation) ----------------------------------------------------------
+
+
+class ValidationInputError(SignaturesError, ValueError):
+    """A programmer error in what was passed to validation (never a bad signature: that is a
+    report): a malformed proof of existence or policy, or a proof dated after the validation
+    time. ``field`` names the offending argument or member."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
