@@ -19,6 +19,7 @@ from signatures.errors import ServiceKeyError
 MIN_PASSPHRASE_BYTES = 16
 GENERATED_PASSPHRASE_BYTES = 32
 _PRIVATE_FILE_MODE = 0o600
+_PRIVATE_DIR_MODE = 0o700  # a directory we create for keys: nobody else may list it
 
 
 def read_passphrase(*, file: Path | None, value: str | None) -> bytes:
@@ -55,7 +56,7 @@ def create_passphrase_file(path: Path) -> bytes:
 
 def _write_private(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=_PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _PRIVATE_FILE_MODE)
     except OSError as exc:
         raise ServiceKeyError(f"cannot create key file: {exc.strerror}", path=path) from None

@@ -82,3 +82,4 @@ def test_dev_settings_generate_once_then_reload_the_same_key(tmp_path: Path) -> 
     assert first.name == "dev.example/log"
     assert first.verifier.vkey == second.verifier.vkey
     assert stat.S_IMODE((tmp_path / "keys" / "passphrase").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
