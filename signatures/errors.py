@@ -199,3 +199,167 @@ class ValidationInputError(SignaturesError, ValueError):
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+# --- Client keys (signatures.client) -------------------------------------------------------------
+
+
+class ClientKeyError(SignaturesError):
+    """A client's private key or its passphrase is refused: unreadable or damaged PEM, wrong or
+    missing passphrase, or a key type, curve or size outside the profile.
+
+    ``rule`` is stable and machine-readable (the RULE_* of signatures.client, e.g.
+    "wrong_passphrase", "unsupported_key"). Messages never include the passphrase or key bytes.
+    """
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+# --- X.509 certificate chains (signatures.certificates) ------------------------------------------
+
+
+class CertificateError(SignaturesError):
+    """An X.509 certificate chain is refused.
+
+    ``index`` is the position of the certificate at fault, the leaf being 0 (the presented
+    chain and the validated path agree on every position the chain presents), or None when no
+    single certificate is at fault; ``fingerprint_s256`` is its base64url SHA-256 (as in a JWS
+    ``x5t#S256``). Errors never carry a subject name: it is personal data.
+    """
+
+    def __init__(
+        self, message: str, *, index: int | None = None, fingerprint_s256: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.index = index
+        self.fingerprint_s256 = fingerprint_s256
+
+
+class CertificateFormatError(CertificateError):
+    """A certificate is not bytes, too large, not DER X.509, or has malformed extensions."""
+
+
+class CertificatePathError(CertificateError):
+    """No acceptable path from the leaf to a trust anchor.
+
+    ``reason`` is one of "order" (a certificate is not issued by the next one), "too_long"
+    (more certificates than the policy allows), "no_path" (cryptography's path validation
+    failed: untrusted root, missing intermediate, bad signature, CA constraints), "expired" and
+    "not_yet_valid" (see CertificateValidityError).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        index: int | None = None,
+        fingerprint_s256: str | None = None,
+    ) -> None:
+        super().__init__(message, index=index, fingerprint_s256=fingerprint_s256)
+        self.reason = reason
+
+
+class CertificateValidityError(CertificatePathError):
+    """A certificate of the chain is not valid at the validation time ``at``.
+
+    ``not_before``, ``not_after`` (inclusive, RFC 5280) and ``at`` are ISO 8601 UTC strings.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        index: int,
+        fingerprint_s256: str,
+        not_before: str,
+        not_after: str,
+        at: str,
+    ) -> None:
+        super().__init__(message, reason=reason, index=index, fingerprint_s256=fingerprint_s256)
+        self.not_before = not_before
+        self.not_after = not_after
+        self.at = at
+
+
+class CertificateAlgorithmError(CertificateError):
+    """A certificate or CRL is signed with an algorithm the policy refuses (SHA-1, MD5, …), or
+    an issuing CA's key is of a refused type, curve or size. ``algorithm`` names it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        algorithm: str,
+        index: int | None = None,
+        fingerprint_s256: str | None = None,
+    ) -> None:
+        super().__init__(message, index=index, fingerprint_s256=fingerprint_s256)
+        self.algorithm = algorithm
+
+
+class CertificateUsageError(CertificateError):
+    """The leaf may not make signatures: ``rule`` is "ca" (basicConstraints cA is true),
+    "key_cert_sign" (keyUsage keyCertSign), "no_key_usage" (no keyUsage extension) or
+    "key_usage" (none of the policy's required key usages is asserted)."""
+
+    def __init__(
+        self, message: str, *, rule: str, index: int, fingerprint_s256: str | None = None
+    ) -> None:
+        super().__init__(message, index=index, fingerprint_s256=fingerprint_s256)
+        self.rule = rule
+
+
+class CertificateRevokedError(CertificateError):
+    """A CRL signed by the issuing CA lists the certificate as revoked at or before ``at``.
+
+    ``revoked_at`` is the CRL entry's revocationDate (ISO 8601 UTC), ``reason`` its CRLReason
+    name (RFC 5280 section 5.3.1, e.g. "key_compromise") or None when the entry gives none.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        index: int,
+        fingerprint_s256: str,
+        serial_number: int,
+        revoked_at: str,
+        reason: str | None,
+    ) -> None:
+        super().__init__(message, index=index, fingerprint_s256=fingerprint_s256)
+        self.serial_number = serial_number
+        self.revoked_at = revoked_at
+        self.reason = reason
+
+
+class RevocationUnavailableError(CertificateError):
+    """The policy requires revocation data and no usable CRL from the issuing CA covers ``at``
+    for the certificate at ``index``. ``problems`` says, for each CRL from that issuer that was
+    handed in, why it could not be used (empty when there was none)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        index: int,
+        fingerprint_s256: str,
+        serial_number: int,
+        problems: tuple[str, ...],
+    ) -> None:
+        super().__init__(message, index=index, fingerprint_s256=fingerprint_s256)
+        self.serial_number = serial_number
+        self.problems = problems
+
+
+class CertificateKeyMismatchError(CertificateError):
+    """The leaf certifies another key than the registered one: ``kid`` is the registered key's
+    RFC 7638 thumbprint, ``certified_kid`` the leaf key's."""
+
+    def __init__(self, message: str, *, kid: str, certified_kid: str) -> None:
+        super().__init__(message, index=0)
+        self.kid = kid
+        self.certified_kid = certified_kid
