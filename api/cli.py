@@ -1,4 +1,4 @@
-"""The `pishkhan` command: serve the API, and audit the ledger.
+"""The `pishkhan` command: serve the API, audit the ledger, and sign as a client (keys, tx).
 
 Subcommands import what they need when they run, so that `pishkhan audit …` on an auditor's
 machine loads no web framework.
@@ -41,7 +41,72 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--origin", help="expected checkpoint origin (default: configured)")
     verify.add_argument("--json", action="store_true", help="print a machine-readable report")
     verify.set_defaults(run=_verify_ledger)
+    _add_client_commands(commands)
     return parser
+
+
+# No option takes a passphrase: it comes from --passphrase-file or the environment variable
+# PISHKHAN_CLIENT_KEY_PASSPHRASE. allow_abbrev=False on every client parser, so that nothing like
+# `--passphrase SECRET` is ever taken as an abbreviation of --passphrase-file.
+_UNLOCK_HELP = "file holding the key passphrase (else $PISHKHAN_CLIENT_KEY_PASSPHRASE)"
+
+
+def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`keys` and `tx`: the client side (api/client_cli.py, docs/CLIENT.md)."""
+    keys = commands.add_parser("keys", help="make and show client signing keys")
+    _add_keys_commands(keys.add_subparsers(dest="keys_command", required=True))
+    tx = commands.add_parser("tx", help="build, sign and verify transactions")
+    _add_tx_commands(tx.add_subparsers(dest="tx_command", required=True))
+
+
+def _add_keys_commands(keys: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    generate = keys.add_parser(
+        "generate", allow_abbrev=False, help="generate a private key; print its public JWK"
+    )
+    generate.add_argument("--alg", required=True, choices=("EdDSA", "ES256", "PS256"))
+    generate.add_argument("--out", required=True, help="new private key file (PKCS#8 PEM, 0600)")
+    protection = generate.add_mutually_exclusive_group()
+    protection.add_argument("--passphrase-file", help=_UNLOCK_HELP)
+    protection.add_argument(
+        "--unencrypted", action="store_true", help="write the key without a passphrase"
+    )
+    generate.add_argument("--public-out", help="also write the public JWK to this new file")
+    generate.set_defaults(run=_client, client_command="keys generate")
+    public = keys.add_parser(
+        "public", allow_abbrev=False, help="print the public JWK (with kid) of a private key"
+    )
+    public.add_argument("key", help="private key file (PEM)")
+    public.add_argument("--passphrase-file", help=_UNLOCK_HELP)
+    public.set_defaults(run=_client, client_command="keys public")
+
+
+def _add_tx_commands(tx: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    envelope = tx.add_parser(
+        "envelope", allow_abbrev=False, help="print a new envelope (fresh nonce, created_at now)"
+    )
+    envelope.add_argument("--type", required=True, help="transaction type, e.g. bill.pay")
+    envelope.add_argument("--signer", required=True, help="ir-nid:…, ir-lid:… or agency:…")
+    envelope.add_argument("--on-behalf-of", help="the subject the signer represents")
+    envelope.add_argument("--payload", required=True, help="payload JSON object file (- stdin)")
+    envelope.add_argument("--version", type=int, default=1, help="payload version (default 1)")
+    envelope.set_defaults(run=_client, client_command="tx envelope")
+    sign = tx.add_parser("sign", allow_abbrev=False, help="sign an envelope; print the JWS")
+    sign.add_argument("envelope", help="envelope JSON file (- for stdin)")
+    sign.add_argument("--key", required=True, help="private key file (PEM)")
+    sign.add_argument("--passphrase-file", help=_UNLOCK_HELP)
+    sign.add_argument("--iat", type=int, help="claimed signing time, Unix seconds (default now)")
+    sign.add_argument("--body", action="store_true", help="print the POST /v1/transactions body")
+    sign.set_defaults(run=_client, client_command="tx sign")
+    verify = tx.add_parser(
+        "verify",
+        allow_abbrev=False,
+        help="verify a detached JWS over an envelope",
+        description="Exit 0: valid. 1: the signature is not valid. 2: unusable input.",
+    )
+    verify.add_argument("envelope", help="envelope JSON file (- for stdin)")
+    verify.add_argument("--jws", required=True, help="the detached JWS, or @FILE holding it")
+    verify.add_argument("--jwk", required=True, help="the signer's public JWK file")
+    verify.set_defaults(run=_client, client_command="tx verify")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,6 +130,12 @@ def _verify_ledger(args: argparse.Namespace) -> int:
         origin=args.origin,
         as_json=args.json,
     )
+
+
+def _client(args: argparse.Namespace) -> int:
+    from api.client_cli import run_client
+
+    return run_client(args)
 
 
 if __name__ == "__main__":
