@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI, Request
@@ -16,9 +17,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.database import is_schema_current, make_engine, read_only
-from api.keys import load_checkpoint_signer
+from api.keys import CheckpointKeyring, load_checkpoint_keyring
 from api.problems import Problem, install_problem_handlers, problem_responses, problem_type
-from api.routes import ledger
+from api.routes import ledger, public_keys
 from api.settings import Settings, get_settings
 from ledger.note import NoteSigner
 
@@ -37,16 +38,20 @@ def create_app(
     *,
     engine: Engine | None = None,
     checkpoint_signer: NoteSigner | None = None,
+    checkpoint_keyring: CheckpointKeyring | None = None,
 ) -> FastAPI:
-    """Build the application; engine and signer come from settings unless given.
+    """Build the application; engine and keyring come from settings unless given.
 
-    An engine built here is disposed of at shutdown; one passed in belongs to the caller.
-    Raises ServiceKeyError when the checkpoint key cannot be loaded (or generated).
+    A checkpoint_signer alone stands for a keyring of that one key. An engine built here is
+    disposed of at shutdown; one passed in belongs to the caller. Raises ServiceKeyError when
+    the checkpoint keyring cannot be loaded (or generated) or no key of it is valid now.
     """
     settings = settings or get_settings()
     owns_engine = engine is None
     engine = engine or make_engine(settings.database_url)
-    signer = checkpoint_signer or load_checkpoint_signer(settings)
+    if checkpoint_keyring is None and checkpoint_signer is not None:
+        checkpoint_keyring = CheckpointKeyring.single(checkpoint_signer)
+    keyring = checkpoint_keyring or load_checkpoint_keyring(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -57,9 +62,11 @@ def create_app(
     app = FastAPI(title="Pishkhan", version=_version(), lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.checkpoint_signer = signer
+    # Configuration loaded at start, shared by every request: not request state.
+    app.state.checkpoint_keyring = keyring
     install_problem_handlers(app)
     app.include_router(ledger.router)
+    app.include_router(public_keys.router)
     app.add_api_route(
         "/healthz", healthz, methods=["GET"], tags=["health"], responses=problem_responses()
     )
@@ -79,7 +86,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _not_ready_reason(engine: Engine, signer: object) -> str | None:
+def _not_ready_reason(engine: Engine, keyring: object) -> str | None:
     try:
         with engine.connect() as conn:
             read_only(conn).execute(text("SELECT 1"))
@@ -89,15 +96,17 @@ def _not_ready_reason(engine: Engine, signer: object) -> str | None:
         # The driver's message may name hosts and users: log the type only.
         logger.warning("readiness: database unreachable (%s)", type(exc).__name__)
         return "the database is not reachable"
-    if not isinstance(signer, NoteSigner):
-        return "the checkpoint signer is not loaded"
+    if not isinstance(keyring, CheckpointKeyring):
+        return "the checkpoint keyring is not loaded"
+    if not keyring.signers_at(datetime.now(UTC)):
+        return "no checkpoint key is valid now"
     return None
 
 
 def readyz(request: Request) -> dict[str, str]:
-    """Readiness: database reachable, schema current, checkpoint signer loaded; else 503."""
+    """Readiness: database reachable, schema current, a checkpoint key valid now; else 503."""
     state = request.app.state
-    reason = _not_ready_reason(state.engine, getattr(state, "checkpoint_signer", None))
+    reason = _not_ready_reason(state.engine, getattr(state, "checkpoint_keyring", None))
     if reason is not None:
         raise Problem(503, problem_type("not-ready"), "Service not ready", reason)
     return {"status": "ok"}

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--database", help="database URL (default: PISHKHAN_DATABASE_URL)")
     verify.add_argument(
         "--trusted-keys",
-        help="file of C2SP vkey lines to trust (default: the configured checkpoint key)",
+        help="file of C2SP vkey lines to trust (default: every key of the checkpoint keyring)",
     )
     verify.add_argument("--origin", help="expected checkpoint origin (default: configured)")
     verify.add_argument("--json", action="store_true", help="print a machine-readable report")
@@ -78,6 +78,21 @@ def _add_keys_commands(keys: argparse._SubParsersAction[argparse.ArgumentParser]
     public.add_argument("key", help="private key file (PEM)")
     public.add_argument("--passphrase-file", help=_UNLOCK_HELP)
     public.set_defaults(run=_client, client_command="keys public")
+    rotate = keys.add_parser(
+        "rotate-checkpoint",
+        allow_abbrev=False,
+        help="(admin) add a new checkpoint-signing key; the current one signs beside it for "
+        "--overlap-days, then retires (it stays published). Prints the new vkey.",
+        description="The passphrase comes from PISHKHAN_KEY_PASSPHRASE_FILE or "
+        "PISHKHAN_KEY_PASSPHRASE, never from the command line. Exit 0: rotated. 2: refused.",
+    )
+    rotate.add_argument(
+        "--overlap-days",
+        type=int,
+        required=True,
+        help="days during which the old and the new key both sign (0 to 90)",
+    )
+    rotate.set_defaults(run=_rotate_checkpoint)
 
 
 def _add_tx_commands(tx: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -130,6 +145,12 @@ def _verify_ledger(args: argparse.Namespace) -> int:
         origin=args.origin,
         as_json=args.json,
     )
+
+
+def _rotate_checkpoint(args: argparse.Namespace) -> int:
+    from api.key_admin import run_rotate_checkpoint
+
+    return run_rotate_checkpoint(overlap_days=args.overlap_days)
 
 
 def _client(args: argparse.Namespace) -> int:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 
 import uvicorn
 
 from api.database import make_engine, migrate
-from api.keys import load_checkpoint_signer
+from api.keys import load_checkpoint_keyring
 from api.settings import get_settings
 from signatures.errors import ServiceKeyError
 
@@ -24,7 +25,7 @@ def serve(*, host: str, port: int, workers: int) -> int:
         return 2
     settings = get_settings()
     try:
-        signer = load_checkpoint_signer(settings)
+        keyring = load_checkpoint_keyring(settings)  # refuses when no key is valid now
     except ServiceKeyError as exc:
         print(f"pishkhan serve: checkpoint key unusable: {exc}", file=sys.stderr)
         return 2
@@ -33,10 +34,13 @@ def serve(*, host: str, port: int, workers: int) -> int:
         migrate(engine)
     finally:
         engine.dispose()
+    vkeys = "".join(
+        f"  checkpoint key:  {s.verifier.vkey}\n" for s in keyring.signers_at(datetime.now(UTC))
+    )
     print(
         f"Pishkhan ({settings.env}) on http://{host}:{port}\n"
         f"  API docs:        http://{host}:{port}/docs\n"
-        f"  checkpoint key:  {signer.verifier.vkey}\n"
+        f"{vkeys}"
         f"  ledger checkpoint: http://{host}:{port}/v1/ledger/checkpoint",
         flush=True,
     )

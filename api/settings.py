@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     # The checkpoint key's C2SP key name; the origin when empty (the usual convention).
     checkpoint_key_name: str = ""
     checkpoint_key_file: Path = Path("var/keys/checkpoint-ed25519.pem")
+    # The keyring manifest (rotation with overlap); without it checkpoint_key_file is the keyring.
+    checkpoint_keyring: Path = Path("var/keys/checkpoint-keyring.json")
     # The passphrase of the encrypted service keys: from a secret file, or the environment.
     key_passphrase_file: Path | None = None
     key_passphrase: SecretStr | None = None

@@ -58,13 +58,15 @@ def load_vkeys(path: Path) -> list[NoteVerifier]:
 def _verifiers(trusted_keys: str | None, settings: Settings) -> list[NoteVerifier]:
     if trusted_keys:
         return load_vkeys(Path(trusted_keys))
-    from api.keys import load_checkpoint_signer
+    from api.keys import load_checkpoint_keyring
 
-    return [
-        load_checkpoint_signer(
-            settings.model_copy(update={"generate_keys": False, "env": "prod"})
-        ).verifier
-    ]
+    # Every keyring key, retired ones included: old checkpoints are signed by old keys. Never
+    # generate a key here, and do not require one valid now: auditing needs no signer.
+    keyring = load_checkpoint_keyring(
+        settings.model_copy(update={"generate_keys": False, "env": "prod"}),
+        require_current=False,
+    )
+    return keyring.verifiers()
 
 
 def _nodes_and_signatures(

@@ -21,10 +21,10 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import Connection, Engine
 
 from api.database import read_only
+from api.keys import CheckpointKeyring
 from api.problems import problem_responses
 from ledger import store
 from ledger.merkle import MAX_TREE_SIZE
-from ledger.note import NoteSigner
 
 # Sizes and indices are signed 64-bit integers in storage; more digits can never be in range.
 MAX_DECIMAL_DIGITS = len(str(MAX_TREE_SIZE))
@@ -184,8 +184,11 @@ def get_consistency_proof(
     "/keys", response_class=PlainTextResponse, responses={200: _TEXT, **problem_responses()}
 )
 def get_keys(request: Request) -> PlainTextResponse:
-    """The C2SP verifier keys (vkeys) of the checkpoint signatures, one per line."""
-    signer: NoteSigner = request.app.state.checkpoint_signer
-    verifiers = (signer.verifier,)  # retired keys will join here when keys rotate
+    """The C2SP verifier keys (vkeys) of the checkpoint signatures, one per line.
+
+    Every key of the keyring: current, overlapping and retired.
+    """
+    keyring: CheckpointKeyring = request.app.state.checkpoint_keyring
+    verifiers = keyring.verifiers()  # retired keys too: old checkpoints stay verifiable
     lines = "".join(f"{v.vkey}\n" for v in verifiers)
     return PlainTextResponse(lines, media_type="text/plain; charset=utf-8")
