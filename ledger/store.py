@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Protocol, cast
 
 import psycopg
-from sqlalchemy import Connection, TextClause, func, insert, select, text, tuple_
+from sqlalchemy import Connection, TextClause, func, insert, select, text
 
 from ledger import merkle
 from ledger.checkpoint import format_checkpoint
@@ -401,23 +401,6 @@ def iter_entries(conn: Connection, *, start: int = 0) -> Iterator[tuple[int, byt
         if len(rows) < READ_PAGE_ROWS:
             return
         after = int(rows[-1][0])
-
-
-def iter_nodes(conn: Connection) -> Iterator[tuple[NodeId, bytes]]:
-    """Every stored node of level ≥ 1, ordered by (level, index), page by page."""
-    after = (0, -1)
-    while True:
-        rows = conn.execute(
-            select(nodes.c.level, nodes.c.idx, nodes.c.hash)
-            .where(tuple_(nodes.c.level, nodes.c.idx) > tuple_(*after))
-            .order_by(nodes.c.level, nodes.c.idx)
-            .limit(READ_PAGE_ROWS)
-        ).all()
-        for level, idx, h in rows:
-            yield NodeId(int(level), int(idx)), bytes(h)
-        if len(rows) < READ_PAGE_ROWS:
-            return
-        after = (int(rows[-1][0]), int(rows[-1][1]))
 
 
 def iter_checkpoints(conn: Connection) -> Iterator[StoredCheckpoint]:

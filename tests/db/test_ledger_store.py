@@ -81,7 +81,7 @@ def test_stored_nodes_are_exactly_the_perfect_subtrees(engine: Engine, signer: N
         append_leaves(engine, signer, leaves[i : i + 7])
     hashes = [merkle.leaf_hash(x) for x in leaves]
     with engine.connect() as conn:
-        stored = dict(store.iter_nodes(conn))
+        stored = {merkle.NodeId(lv, i): h for lv, i, h in store.scan_nodes_by_level(conn)}
         entries = list(store.iter_entries(conn))
     assert stored == {
         merkle.NodeId(lv, i): merkle.subtree_hash(merkle.NodeId(lv, i), hashes)
