@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 
 class SignaturesError(Exception):
@@ -172,6 +174,76 @@ class DelegationLimitError(DelegationError):
         self, message: str, *, field: str, limit_name: str, limit: int, actual: int
     ) -> None:
         super().__init__(message, field=field)
+        self.limit_name = limit_name
+        self.limit = limit
+        self.actual = actual
+
+
+# --- Key registry storage and transactions (signatures.registry_store, registry_handlers) --------
+
+
+class ChallengeError(KeyRegistryError):
+    """A key registration challenge cannot be used.
+
+    ``reason`` is "unknown", "expired", "consumed" or "other_subject" (issued to another
+    subject). The message says "unknown challenge" for both "unknown" and "other_subject", so a
+    client cannot probe another subject's challenges; ``reason`` is for logs only.
+    """
+
+    REASONS: ClassVar[frozenset[str]] = frozenset(
+        {"unknown", "expired", "consumed", "other_subject"}
+    )
+    _MESSAGES: ClassVar[Mapping[str, str]] = {
+        "unknown": "unknown challenge",
+        "other_subject": "unknown challenge",
+        "expired": "the challenge has expired",
+        "consumed": "the challenge was already used",
+    }
+
+    def __init__(self, reason: str) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown ChallengeError reason {reason!r}")
+        super().__init__(self._MESSAGES[reason])
+        self.reason = reason
+
+
+class KeyNotFoundError(KeyRegistryError):
+    """No key ``kid`` that the acting subject may use or change.
+
+    Raised alike for a key that does not exist and for another subject's key, so that nobody
+    learns which key IDs are registered to whom.
+    """
+
+    def __init__(self, kid: str) -> None:
+        super().__init__("no such key")
+        self.kid = kid
+
+
+class RegistryConflictError(KeyRegistryError):
+    """What would be created already exists: ``kind`` is "key" or "delegation", ``identifier``
+    its kid or delegation ID."""
+
+    def __init__(self, message: str, *, kind: str, identifier: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.identifier = identifier
+
+
+class DelegationNotFoundError(KeyRegistryError):
+    """No delegation ``delegation_id`` that the acting subject may change (missing, or granted
+    by someone else: the same error, so that delegation IDs cannot be probed)."""
+
+    def __init__(self, delegation_id: str) -> None:
+        super().__init__("no such delegation")
+        self.delegation_id = delegation_id
+
+
+class RegistryLimitError(KeyRegistryError):
+    """A named registry limit would be exceeded: ``limit_name`` (the constant), its ``limit``
+    and the ``actual`` count that reached it."""
+
+    def __init__(self, message: str, *, limit_name: str, limit: int, actual: int) -> None:
+        super().__init__(message)
         self.limit_name = limit_name
         self.limit = limit
         self.actual = actual
