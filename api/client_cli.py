@@ -2,8 +2,9 @@
 
 A thin shell over signatures.client: this module reads and writes files, takes the clock, finds
 the passphrase, and turns every refusal into one line on stderr naming the field and the rule.
-Exit status: 0 success; 1 only from `tx verify`, when the signature is not valid; 2 for unusable
-input (unreadable or bad files, bad JSON, a refused envelope, key or passphrase).
+Exit status: 0 success; 1 from `tx verify` when the signature is not valid, and from
+`keys register` when the server refuses or cannot be reached; 2 for unusable input (unreadable or
+bad files, bad JSON, a refused envelope, key, passphrase or token).
 
 Passphrases never come from the command line: from --passphrase-file, else from the environment
 variable PISHKHAN_CLIENT_KEY_PASSPHRASE. docs/CLIENT.md is the user's guide.
@@ -14,17 +15,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from api.client_http import (
+    ClientHttpError,
+    check_server_url,
+    request_challenge,
+    submit_transaction,
+)
 from signatures.canonical import MAX_JSON_BYTES, JsonValue, parse_json
 from signatures.client import (
     MAX_PASSPHRASE_BYTES,
     MAX_PEM_BYTES,
     RULE_PASSPHRASE_REQUIRED,
     build_envelope,
+    build_key_registration,
     export_jwk,
     generate_private_key,
     load_private_key_pem,
@@ -35,6 +45,7 @@ from signatures.client import (
     transaction_body,
     verify_transaction,
 )
+from signatures.envelope import is_valid_subject
 from signatures.errors import (
     CanonicalFormError,
     ClientKeyError,
@@ -48,6 +59,7 @@ from signatures.jws import MAX_JWS_CHARS, PrivateKey
 
 EXIT_OK = 0
 EXIT_INVALID_SIGNATURE = 1
+EXIT_REFUSED = 1  # keys register: the server refused, or could not be reached
 EXIT_UNUSABLE_INPUT = 2
 
 PASSPHRASE_ENV = "PISHKHAN_CLIENT_KEY_PASSPHRASE"  # noqa: S105 (a variable name)
@@ -57,6 +69,11 @@ MAX_PASSPHRASE_FILE_BYTES = MAX_PASSPHRASE_BYTES + len("\r\n")
 MAX_JWS_FILE_BYTES = MAX_JWS_CHARS + len("\r\n")
 PRIVATE_KEY_FILE_MODE = 0o600
 PUBLIC_FILE_MODE = 0o644  # less the umask
+# The server's limit on bearer tokens (api.auth.MAX_TOKEN_CHARS; not imported: no web framework).
+MAX_BEARER_TOKEN_CHARS = 8 * 1024
+MAX_TOKEN_FILE_BYTES = MAX_BEARER_TOKEN_CHARS + len("\r\n")
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750 b64token
+_UNLOCK_HELP = "file holding the key passphrase (else $PISHKHAN_CLIENT_KEY_PASSPHRASE)"
 
 # Where the envelope members come from on the `tx envelope` command line.
 _OPTION_OF_POINTER = {
@@ -80,6 +97,9 @@ def run_client(args: argparse.Namespace) -> int:
     except InputProblem as exc:
         _error(str(exc))
         return EXIT_UNUSABLE_INPUT
+    except ClientHttpError as exc:  # keys register: the server refused or was not reached
+        _error(str(exc))
+        return EXIT_REFUSED
 
 
 def _error(message: str, *, prefix: str = "error") -> None:
@@ -299,9 +319,91 @@ def _tx_verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- key registration ----------------------------------------------------------------------------
+
+
+def add_keys_register_parser(
+    keys: argparse._SubParsersAction[argparse.ArgumentParser],
+    *,
+    run: Callable[[argparse.Namespace], int] | None = None,
+) -> None:
+    """Register `keys register` under `pishkhan keys`; it runs through `args.run(args)`."""
+    register = keys.add_parser(
+        "register",
+        allow_abbrev=False,
+        help="register a public key with the service (a signed key.register transaction)",
+        description="Exit 0: registered, the receipt is printed. 1: the server refused or "
+        "could not be reached. 2: unusable input.",
+    )
+    register.add_argument("--key", required=True, help="private key file (PEM)")
+    register.add_argument("--passphrase-file", help=_UNLOCK_HELP)
+    register.add_argument("--server", required=True, help="API base URL, e.g. https://host")
+    token = register.add_mutually_exclusive_group(required=True)
+    token.add_argument("--token-file", help="file holding the bearer token")
+    token.add_argument("--token-env", metavar="VAR", help="environment variable holding it")
+    register.add_argument("--not-after", help="end of the key's validity, RFC 3339 with a zone")
+    register.set_defaults(run=run or run_client, client_command="keys register")
+
+
+def _bearer_token(args: argparse.Namespace) -> str:
+    if args.token_file is not None:
+        field = f"--token-file {args.token_file}"
+        raw = _read(args.token_file, field="--token-file", limit=MAX_TOKEN_FILE_BYTES)
+        text = raw.decode("ascii", "replace").removesuffix("\n").removesuffix("\r")
+    else:
+        field = f"--token-env {args.token_env}"
+        text = os.environ.get(args.token_env, "")
+    if not text:
+        raise InputProblem(f"{field}: no token there (required)")
+    if len(text) > MAX_BEARER_TOKEN_CHARS or not _TOKEN.fullmatch(text):
+        raise InputProblem(f"{field}: not a bearer token (invalid_format)")
+    return text
+
+
+def _not_after(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputProblem("--not-after: not an RFC 3339 date-time (invalid_timestamp)") from None
+    if at.tzinfo is None:
+        raise InputProblem("--not-after: give a time zone, e.g. Z (timezone_required)")
+    return at
+
+
+def _keys_register(args: argparse.Namespace) -> int:
+    try:
+        server = check_server_url(args.server)
+    except ClientHttpError as exc:
+        raise InputProblem(f"--server: {exc} (invalid_url)") from None
+    token = _bearer_token(args)
+    not_after = _not_after(args.not_after)
+    key = _load_key(args.key, args)
+    challenge, subject = request_challenge(server, token=token)
+    if not is_valid_subject(subject):
+        raise ClientHttpError("challenge: the answer's subject is not a valid subject")
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        envelope = build_key_registration(
+            key, subject=subject, challenge=challenge, created_at=now, not_after=not_after
+        )
+        signed = sign_envelope(envelope, key, iat=int(time.time()))
+    except EnvelopeError as exc:
+        raise ClientHttpError(f"challenge: unusable: {_field_errors(exc.errors)}") from None
+    # A fresh random key: a registration repeated by hand is a new request (with a new
+    # challenge), never the replay of an old one.
+    receipt = submit_transaction(
+        server, transaction_body(signed), token=token, idempotency_key=str(uuid.uuid4())
+    )
+    _print_json(receipt)
+    return EXIT_OK
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "keys generate": _keys_generate,
     "keys public": _keys_public,
+    "keys register": _keys_register,
     "tx envelope": _tx_envelope,
     "tx sign": _tx_sign,
     "tx verify": _tx_verify,

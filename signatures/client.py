@@ -24,6 +24,8 @@ from signatures.canonical import JsonValue, parse_json
 from signatures.envelope import MIN_NONCE_BYTES, parse_envelope
 from signatures.errors import (
     ClientKeyError,
+    EnvelopeError,
+    FieldError,
     JwkError,
     NaiveDatetimeError,
 )
@@ -43,6 +45,10 @@ MIN_CLIENT_PASSPHRASE_BYTES = MIN_PASSPHRASE_BYTES
 MAX_PASSPHRASE_BYTES = 1023
 # A PEM private key file: an encrypted PKCS#8 RSA-8192 key is about 6.5 KB.
 MAX_PEM_BYTES = 16 * 1024
+# Key registration: a signed transaction answering a server challenge with the new public key.
+KEY_REGISTER_TYPE = "key.register"
+KEY_REGISTER_VERSION = 1
+MAX_CHALLENGE_CHARS = 512
 
 RULE_UNSUPPORTED_ALG = "unsupported_alg"
 RULE_RSA_BITS = "rsa_bits"
@@ -54,6 +60,7 @@ RULE_WRONG_PASSPHRASE = "wrong_passphrase"  # noqa: S105 (a rule name)
 RULE_INVALID_PEM = "invalid_pem"
 RULE_TOO_LARGE = "too_large"
 RULE_UNSUPPORTED_KEY = "unsupported_key"
+RULE_INVALID_CHALLENGE = "invalid_challenge"
 
 _ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
 
@@ -235,6 +242,40 @@ def build_envelope(
     checked = parse_envelope(envelope)
     envelope["payload"] = checked.payload  # a plain copy: later changes to `payload` stay out
     return envelope
+
+
+def build_key_registration(
+    private_key: PrivateKey,
+    *,
+    subject: str,
+    challenge: str,
+    created_at: datetime,
+    not_after: datetime | None = None,
+) -> dict[str, JsonValue]:
+    """The `key.register` envelope registering private_key's public JWK for subject.
+
+    The payload is ``{"jwk": <export_jwk>, "challenge": …}`` plus ``not_after`` (RFC 3339 UTC)
+    when given; subject signs it with that very key (proof of possession). Raises
+    ClientKeyError for an unsupported key, EnvelopeError for a refused subject or a challenge
+    that is empty or longer than MAX_CHALLENGE_CHARS (pointer /payload/challenge, rule
+    invalid_challenge), and NaiveDatetimeError for a datetime without a time zone.
+    """
+    if not 0 < len(challenge) <= MAX_CHALLENGE_CHARS:
+        message = f"the challenge is 1 to {MAX_CHALLENGE_CHARS} characters"
+        raise EnvelopeError((FieldError("/payload/challenge", RULE_INVALID_CHALLENGE, message),))
+    payload: dict[str, JsonValue] = {
+        "jwk": dict(export_jwk(public_jwk(private_key))),
+        "challenge": challenge,
+    }
+    if not_after is not None:
+        payload["not_after"] = format_timestamp(not_after)
+    return build_envelope(
+        type=KEY_REGISTER_TYPE,
+        version=KEY_REGISTER_VERSION,
+        signer=subject,
+        payload=payload,
+        created_at=created_at,
+    )
 
 
 # --- signing and verifying -----------------------------------------------------------------------
