@@ -16,11 +16,18 @@ from fastapi import FastAPI, Request
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.auth import TokenVerifier, token_verifier_from_settings
 from api.database import is_schema_current, make_engine, read_only
-from api.keys import CheckpointKeyring, load_checkpoint_keyring
+from api.keys import CheckpointKeyring, checkpoint_sign_note, load_checkpoint_keyring
+from api.limits import RateLimiter, enforce_rate_limit, install_limits
+from api.logs import configure_logging, install_request_ids
+from api.metrics import install_metrics
 from api.problems import Problem, install_problem_handlers, problem_responses, problem_type
-from api.routes import ledger, public_keys
+from api.routes import keys, ledger, public_keys, transactions
 from api.settings import Settings, get_settings
+from api.transactions.registry import TypeRegistry, default_registry
+from api.transactions.service import TransactionService
+from ledger import store
 from ledger.note import NoteSigner
 
 logger = logging.getLogger("pishkhan.api")
@@ -39,6 +46,8 @@ def create_app(
     engine: Engine | None = None,
     checkpoint_signer: NoteSigner | None = None,
     checkpoint_keyring: CheckpointKeyring | None = None,
+    token_verifier: TokenVerifier | None = None,
+    registry: TypeRegistry | None = None,
 ) -> FastAPI:
     """Build the application; engine and keyring come from settings unless given.
 
@@ -64,7 +73,25 @@ def create_app(
     app.state.engine = engine
     # Configuration loaded at start, shared by every request: not request state.
     app.state.checkpoint_keyring = keyring
+    app.state.token_verifier = token_verifier or token_verifier_from_settings(settings)
+    limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.check_rate = lambda subject: enforce_rate_limit(limiter, subject)
+    # Middleware order: the last installed is outermost, so the access log and the metrics see
+    # every final status, the limits' 413/415 and the last-resort 500 included.
     install_problem_handlers(app)
+    install_limits(app)
+    metrics = install_metrics(app)
+    metrics.set_ledger_size_reader(lambda: _tree_size(engine))
+    install_request_ids(app)
+    app.state.transactions = TransactionService(
+        engine,
+        registry=registry or default_registry(),
+        origin=settings.ledger_origin,
+        sign_note=checkpoint_sign_note(keyring),
+        on_outcome=metrics.transaction_outcome,
+    )
+    app.include_router(transactions.router)
+    app.include_router(keys.router)
     app.include_router(ledger.router)
     app.include_router(public_keys.router)
     app.add_api_route(
@@ -76,8 +103,15 @@ def create_app(
     return app
 
 
+def _tree_size(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return store.current_tree_size(read_only(conn))
+
+
 def app_factory() -> FastAPI:
-    """For `uvicorn --factory api.app:app_factory`: everything from the environment."""
+    """For `uvicorn --factory api.app:app_factory`: everything from the environment, logging
+    as JSON lines (api/logs.py)."""
+    configure_logging("INFO")
     return create_app()
 
 

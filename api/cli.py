@@ -10,6 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from api.audit_cli import add_receipt_commands
+from api.client_cli import add_keys_register_parser
+from api.dev_cli import add_dev_commands
+
 EXIT_OK = 0
 EXIT_TAMPERED = 1
 EXIT_UNDECIDED = 2
@@ -41,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--origin", help="expected checkpoint origin (default: configured)")
     verify.add_argument("--json", action="store_true", help="print a machine-readable report")
     verify.set_defaults(run=_verify_ledger)
+    add_receipt_commands(audit)
     _add_client_commands(commands)
+    add_dev_commands(commands)
     return parser
 
 
@@ -93,6 +99,7 @@ def _add_keys_commands(keys: argparse._SubParsersAction[argparse.ArgumentParser]
         help="days during which the old and the new key both sign (0 to 90)",
     )
     rotate.set_defaults(run=_rotate_checkpoint)
+    add_keys_register_parser(keys, run=_client)
 
 
 def _add_tx_commands(tx: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

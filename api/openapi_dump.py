@@ -11,7 +11,9 @@ import sys
 from typing import Any
 
 from api.app import create_app
+from api.auth import TokenVerifier
 from api.database import make_engine
+from api.jwks import JwksSource
 from api.settings import Settings
 from ledger.note import NoteSigner
 
@@ -27,6 +29,9 @@ def build_spec() -> dict[str, Any]:
             Settings.model_construct(),
             engine=engine,
             checkpoint_signer=NoteSigner.generate(SPEC_KEY_NAME),
+            token_verifier=TokenVerifier(
+                issuer=SPEC_KEY_NAME, audience=SPEC_KEY_NAME, jwks=JwksSource(keys={})
+            ),
         )
         return app.openapi()
     finally:

@@ -48,6 +48,18 @@ from ledger.errors import (
     StorageInconsistentError,
     TreeSizeError,
 )
+from signatures.errors import (
+    CertificateError,
+    ChallengeError,
+    DelegationError,
+    DelegationNotFoundError,
+    EnvelopeError,
+    KeyNotFoundError,
+    KeyRecordError,
+    KeyStateError,
+    RegistryConflictError,
+    RegistryLimitError,
+)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://pishkhan.example/problems/"
@@ -89,6 +101,8 @@ class Problem(Exception):
     errors: tuple[FieldError, ...] = ()
     instance: str | None = None
     headers: dict[str, str] | None = None
+    # RFC 9457 §3.2 extension members (e.g. an ETSI indication); never personal data.
+    extensions: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.title)
@@ -101,6 +115,8 @@ class Problem(Exception):
             out["instance"] = self.instance
         if self.errors:
             out["errors"] = [e.model_dump() for e in self.errors]
+        for name, value in (self.extensions or {}).items():
+            out.setdefault(name, value)
         return out
 
     def response(self) -> JSONResponse:
@@ -132,6 +148,21 @@ ERROR_TABLE: dict[type[Exception], ProblemKind] = {
     NoteSignatureError: ProblemKind(400, "note-signature", "Signed note does not verify"),
     StorageInconsistentError: ProblemKind(
         500, "ledger-inconsistent", "The ledger failed an integrity check"
+    ),
+    # The key registry's transactions (signatures.registry_handlers).
+    ChallengeError: ProblemKind(
+        400, "challenge-invalid", "The registration challenge is not usable"
+    ),
+    KeyNotFoundError: ProblemKind(404, "key-not-found", "No such key"),
+    DelegationNotFoundError: ProblemKind(404, "delegation-not-found", "No such delegation"),
+    RegistryConflictError: ProblemKind(409, "already-exists", "It already exists"),
+    KeyStateError: ProblemKind(409, "key-state-conflict", "The key's state does not allow this"),
+    DelegationError: ProblemKind(400, "delegation-invalid", "The delegation is not valid"),
+    KeyRecordError: ProblemKind(400, "key-invalid", "The key registration is not valid"),
+    RegistryLimitError: ProblemKind(429, "registry-limit", "A registry limit was reached"),
+    CertificateError: ProblemKind(400, "certificate-invalid", "The certificate chain is not valid"),
+    EnvelopeError: ProblemKind(
+        400, "payload-invalid", "The payload is not valid for this transaction type"
     ),
 }
 _BELOW_MINIMUM = ProblemKind(400, "below-minimum", "A minimum was not met")
@@ -168,6 +199,11 @@ def problem_from_error(exc: Exception) -> Problem:
     if isinstance(exc, TreeSizeError):
         field = _FIELD_ALIASES.get(exc.field, exc.field)
         errors = (FieldError(field=field, rule="range", message=str(exc)),)
+    if isinstance(exc, EnvelopeError):
+        errors = tuple(
+            FieldError(field="/envelope" + e.pointer, rule=e.rule, message=e.message)
+            for e in exc.errors
+        )
     return Problem(kind.status, problem_type(kind.slug), kind.title, str(exc), errors)
 
 

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 import uvicorn
 
+from api.auth import AuthConfigError, token_verifier_from_settings
 from api.database import make_engine, migrate
+from api.dev_issuer import dev_issuer_key
 from api.keys import load_checkpoint_keyring
 from api.settings import get_settings
 from signatures.errors import ServiceKeyError
@@ -34,6 +36,18 @@ def serve(*, host: str, port: int, workers: int) -> int:
         migrate(engine)
     finally:
         engine.dispose()
+    dev_hint = ""
+    if settings.env == "dev" and not (settings.oidc_jwks_file or settings.oidc_jwks_url):
+        # Created here, once, before the workers start (they would race to create it).
+        dev_issuer_key(settings)
+        dev_hint = (
+            "  development token: pishkhan dev token --subject ir-nid:0499370899 --role citizen\n"
+        )
+    try:
+        token_verifier_from_settings(settings)  # fail closed before any worker starts
+    except AuthConfigError as exc:
+        print(f"pishkhan serve: identity provider not configured: {exc}", file=sys.stderr)
+        return 2
     vkeys = "".join(
         f"  checkpoint key:  {s.verifier.vkey}\n" for s in keyring.signers_at(datetime.now(UTC))
     )
@@ -41,6 +55,7 @@ def serve(*, host: str, port: int, workers: int) -> int:
         f"Pishkhan ({settings.env}) on http://{host}:{port}\n"
         f"  API docs:        http://{host}:{port}/docs\n"
         f"{vkeys}"
+        f"{dev_hint}"
         f"  ledger checkpoint: http://{host}:{port}/v1/ledger/checkpoint",
         flush=True,
     )
@@ -53,5 +68,7 @@ def serve(*, host: str, port: int, workers: int) -> int:
         proxy_headers=False,
         server_header=False,
         log_level="info",
+        log_config=None,  # each worker logs JSON lines (api.app.app_factory)
+        access_log=False,  # api/logs.py writes the access lines, without query strings
     )
     return 0

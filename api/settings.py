@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     # Generate the service keys on first start when missing (the embedded default).
     generate_keys: bool = False
 
+    # Bearer tokens from an OpenID Connect provider (api/auth.py). In dev, when neither a JWKS file
+    # nor a URL is set, the development issuer (`pishkhan dev token`) is the provider.
+    oidc_issuer: str = "https://pishkhan.example/dev-issuer"
+    oidc_audience: str = "pishkhan"
+    oidc_jwks_file: Path | None = None
+    oidc_jwks_url: str | None = None
+    oidc_jwks_ttl_s: int = 300
+    oidc_leeway_s: int = 30
+    dev_issuer_key_file: Path = Path("var/keys/dev-issuer-ed25519.pem")
+    # Requests per subject per minute, per worker process (api/limits.py).
+    rate_limit_per_minute: int = 600
+
     @field_validator("ledger_origin")
     @classmethod
     def _origin_is_one_line(cls, value: str) -> str:

@@ -86,3 +86,33 @@ class StorageInconsistentError(LedgerError):
 
     Raised instead of answering from a ledger that may have been tampered with: fail closed.
     """
+
+
+# --- Leaf and receipt formats (ledger.leaf, ledger.receipt; docs/FORMATS.md) ---------------------
+
+
+class LeafFormatError(LedgerError):
+    """Leaf bytes or a leaf's values break the leaf format.
+
+    ``member`` names the offending leaf member ("" for the leaf as a whole) and ``rule`` the rule
+    it breaks, e.g. "required", "unknown_member", "wrong_type", "invalid_format", "non_canonical".
+    """
+
+    def __init__(self, message: str, *, member: str, rule: str) -> None:
+        super().__init__(message)
+        self.member = member
+        self.rule = rule
+
+
+class ReceiptFormatError(LedgerError):
+    """A receipt breaks the receipt format.
+
+    ``member`` is the RFC 6901 JSON Pointer of the offending member ("" for the receipt as a
+    whole, e.g. "/signer_key/events/2/leaf_index") and ``rule`` the rule it breaks, e.g.
+    "required", "too_large", "invalid_base64".
+    """
+
+    def __init__(self, message: str, *, member: str, rule: str) -> None:
+        super().__init__(message)
+        self.member = member
+        self.rule = rule

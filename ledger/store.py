@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol, cast
 
@@ -60,6 +60,15 @@ class AppendResult:
     first_index: int
     tree_size: int
     checkpoint: StoredCheckpoint
+
+
+def lock_head(conn: Connection) -> None:
+    """Take the appenders' lock on the log head for the rest of the caller's transaction.
+
+    append() takes it too; a caller that must read the head before appending (to number its
+    entries, or to date them after the newest checkpoint) takes it first. Re-entrant.
+    """
+    _lock_head(conn)
 
 
 def _lock_head(conn: Connection) -> None:
@@ -290,6 +299,36 @@ def root_at(conn: Connection, tree_size: int) -> bytes:
     merkle.check_tree_size(tree_size)
     plans = [merkle.perfect_subtrees(0, tree_size)]
     return merkle.fold(_resolve(conn, plans, tree_size=tree_size, field="tree_size"))
+
+
+def inclusion_proofs(
+    conn: Connection, leaf_indices: Sequence[int], *, tree_size: int
+) -> dict[int, list[bytes]]:
+    """PATH(i, D[0:tree_size]) for each leaf index, from one query however many.
+
+    Raises TreeSizeError (bounds, or a size beyond the current tree).
+    """
+    indices = sorted(set(leaf_indices))
+    plans_by_leaf = [merkle.plan(merkle.inclusion_path(i, tree_size)) for i in indices]
+    flat = [p for plans in plans_by_leaf for p in plans]
+    hashes = _resolve(conn, flat, tree_size=tree_size, field="tree_size") if flat else []
+    out: dict[int, list[bytes]] = {}
+    at = 0
+    for i, plans in zip(indices, plans_by_leaf, strict=True):
+        out[i] = hashes[at : at + len(plans)]
+        at += len(plans)
+    return out
+
+
+def newest_checkpoint_time(conn: Connection) -> datetime | None:
+    """created_at of the newest checkpoint (aware UTC), or None on an empty ledger."""
+    row = conn.execute(
+        select(checkpoints.c.created_at).order_by(checkpoints.c.tree_size.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    value = cast(datetime, row[0])
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

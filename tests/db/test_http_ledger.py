@@ -22,6 +22,7 @@ from ledger import merkle
 from ledger.checkpoint import parse_checkpoint
 from ledger.note import NoteSigner, NoteVerifier, verify_note
 from tests.db.conftest import ORIGIN, append_leaves
+from tests.idp import verifier
 
 # Batches that end on a power of two, just past one, and in between; one leaf is empty.
 BATCHES = ([b"", b"leaf-1", b"leaf-2"], [b"leaf-3"], [f"leaf-{i}".encode() for i in range(4, 13)])
@@ -45,7 +46,12 @@ def _root(size: int) -> bytes:
 
 
 def _client(engine: Engine, signer: NoteSigner) -> TestClient:
-    app = create_app(Settings.model_construct(), engine=engine, checkpoint_signer=signer)
+    app = create_app(
+        Settings.model_construct(),
+        engine=engine,
+        checkpoint_signer=signer,
+        token_verifier=verifier(),
+    )
     return TestClient(app)
 
 

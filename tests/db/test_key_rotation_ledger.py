@@ -23,6 +23,7 @@ from ledger import store
 from ledger.note import NoteVerifier, split_note
 from signatures.jwk import PublicJwk
 from tests.db.conftest import ORIGIN
+from tests.idp import verifier
 
 PASSPHRASE = "db rotation passphrase, long enough"
 OVERLAP_DAYS = 3
@@ -92,7 +93,7 @@ def test_rotation_with_overlap(
     keyring = load_checkpoint_keyring(get_settings())
     (entry_a, entry_b) = (k.entry for k in keyring.keys)
     assert entry_a.not_after == entry_b.not_before + timedelta(days=OVERLAP_DAYS)
-    client = TestClient(create_app(get_settings(), engine=engine))
+    client = TestClient(create_app(get_settings(), engine=engine, token_verifier=verifier()))
 
     published = client.get("/v1/ledger/keys")
     assert published.headers["content-type"] == "text/plain; charset=utf-8"

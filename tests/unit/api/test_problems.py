@@ -32,6 +32,7 @@ from ledger.errors import (
     StorageInconsistentError,
     TreeSizeError,
 )
+from signatures.errors import SignaturesError
 
 # A message that must never leave the process or reach the log.
 SECRET = "national id 0012345678"
@@ -88,7 +89,7 @@ def test_package_errors_map_through_the_one_table(
 
 def test_every_table_entry_is_one_of_our_types() -> None:
     for cls, kind in ERROR_TABLE.items():
-        assert issubclass(cls, LedgerError)
+        assert issubclass(cls, LedgerError | SignaturesError)
         assert 400 <= kind.status < 600
         assert problem_type(kind.slug).startswith(PROBLEM_TYPE_BASE)
 

@@ -1,0 +1,1 @@
+"""The transaction pipeline: signed envelopes in, domain change + ledger entry + receipt out."""

@@ -1,0 +1,125 @@
+"""The registry of transaction types: each declares its payload rules, who may submit it, and
+the handler that applies it. Domains add types here without touching the pipeline.
+
+A handler runs inside the batch's write transaction, within its own SAVEPOINT, with the signature
+already verified; it raises its package's error to refuse (nothing it wrote survives), or returns
+the domain result (hashed into the ledger leaf, stored beside it for the owner):
+
+    handler(conn, envelope, *, tx_id, accepted_at, ledger_index) -> dict[str, JsonValue]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import Connection
+
+from api.auth import Role
+from signatures import registry_handlers, registry_payloads
+from signatures.canonical import JsonValue
+from signatures.envelope import Envelope
+from signatures.jwk import PublicJwk
+
+
+class Handler(Protocol):
+    def __call__(
+        self,
+        conn: Connection,
+        envelope: Envelope,
+        *,
+        tx_id: str,
+        accepted_at: datetime,
+        ledger_index: int,
+    ) -> dict[str, JsonValue]: ...
+
+
+@dataclass(frozen=True)
+class TransactionType:
+    """One transaction type.
+
+    roles: the caller must hold one of them (function-level authorisation).
+    on_behalf: whether a delegate may sign it for a legal entity (`on_behalf_of`).
+    validate_payload: pure; raises signatures.errors.EnvelopeError naming /payload/... fields.
+    possession_key: for a registration, the key the JWS must verify with (proof of possession)
+    instead of a registered one; None for every other type.
+    """
+
+    name: str
+    version: int
+    roles: frozenset[Role]
+    on_behalf: bool
+    validate_payload: Callable[[Envelope], object]
+    handler: Handler
+    possession_key: Callable[[Envelope], PublicJwk] | None = None
+    changes_keys: bool = False
+
+
+class TypeRegistry:
+    """Transaction types by name. Registering a name twice is a programming error."""
+
+    def __init__(self, types: Iterable[TransactionType] = ()) -> None:
+        self._types: dict[str, TransactionType] = {}
+        for t in types:
+            self.register(t)
+
+    def register(self, transaction_type: TransactionType) -> None:
+        if transaction_type.name in self._types:
+            raise ValueError(f"transaction type {transaction_type.name} is already registered")
+        self._types[transaction_type.name] = transaction_type
+
+    def get(self, name: str) -> TransactionType | None:
+        return self._types.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+
+_HOLDERS = frozenset({Role.CITIZEN, Role.BUSINESS, Role.AGENCY})
+_ENTITIES = frozenset({Role.BUSINESS})
+
+
+def _key_types(handlers: Mapping[str, Handler]) -> list[TransactionType]:
+    parsers = registry_payloads.PAYLOAD_PARSERS
+    return [
+        TransactionType(
+            name="key.register",
+            version=1,
+            roles=_HOLDERS,
+            on_behalf=False,
+            validate_payload=parsers["key.register"],
+            handler=handlers["key.register"],
+            possession_key=registry_payloads.registration_jwk,
+            changes_keys=True,
+        ),
+        *(
+            TransactionType(
+                name=name,
+                version=1,
+                roles=_HOLDERS,
+                on_behalf=True,
+                validate_payload=parsers[name],
+                handler=handlers[name],
+                changes_keys=True,
+            )
+            for name in ("key.revoke", "key.suspend", "key.reinstate")
+        ),
+        *(
+            TransactionType(
+                name=name,
+                version=1,
+                roles=_ENTITIES,
+                on_behalf=False,
+                validate_payload=parsers[name],
+                handler=handlers[name],
+            )
+            for name in ("delegation.grant", "delegation.revoke")
+        ),
+    ]
+
+
+def default_registry() -> TypeRegistry:
+    """Every transaction type the service accepts."""
+    return TypeRegistry(_key_types(registry_handlers.HANDLERS))

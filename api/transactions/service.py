@@ -1,0 +1,180 @@
+"""The transaction service: the pipeline's steps in order, from request bytes to receipt.
+
+Idempotency is looked up first, before the envelope's checks: a retry of a request that was
+accepted must get the stored receipt even when its created_at has since left the ±300 s window
+and its nonce is now "used" — that is what the key is for. The same key with another body is 409.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio.to_thread
+from sqlalchemy import Connection, Engine
+
+from api.auth import Principal
+from api.database import read_only, run_in_transaction
+from api.problems import Problem, problem_type
+from api.transactions import checks, commit
+from api.transactions import store as tx_store
+from api.transactions.committer import GroupCommitter
+from api.transactions.receipts import build_receipts
+from api.transactions.registry import TypeRegistry
+from ledger import store
+from signatures.canonical import JsonValue
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def not_found() -> Problem:
+    return Problem(404, problem_type("transaction-not-found"), "No such transaction")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    tx_id: str
+    receipt: dict[str, JsonValue]
+    replayed: bool  # an idempotent retry answered from storage
+
+
+class TransactionService:
+    """Everything POST/GET /v1/transactions needs; no per-request state survives a request."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        registry: TypeRegistry,
+        origin: str,
+        sign_note: Callable[[str], str],
+        clock: Clock = _utc_now,
+        max_batch: int = commit.MAX_GROUP_COMMIT,
+        on_outcome: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self._origin = origin
+        self._sign_note = sign_note
+        self._clock = clock
+        self._batches = 0
+        self._on_outcome = on_outcome or (lambda _type, _outcome: None)
+        self._committer: GroupCommitter[checks.Prepared, commit.Outcome] = GroupCommitter(
+            self._commit, max_batch=max_batch
+        )
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield read_only(conn)
+
+    def _commit(self, items: Sequence[checks.Prepared]) -> list[commit.Outcome]:
+        self._batches += 1
+        purge = self._batches % commit.PURGE_EVERY_BATCHES == 1
+        work = functools.partial(
+            commit.commit_batch,
+            items=items,
+            origin=self._origin,
+            sign_note=self._sign_note,
+            now=self._clock(),
+            purge=purge,
+        )
+        return run_in_transaction(self.engine, lambda conn: work(conn))
+
+    # --- POST ---------------------------------------------------------------------------------
+
+    def _stored(self, caller: str, key: str, request_sha256: bytes) -> Submitted | None:
+        with self._reading() as conn:
+            found = tx_store.find_idempotency(conn, caller=caller, key=key)
+            if found is None:
+                return None
+            if found.request_sha256 != request_sha256:
+                raise commit.idempotency_conflict()
+            row = tx_store.get_transaction(conn, found.tx_id)
+            assert row is not None, "an idempotency key always names a stored transaction"
+            return Submitted(row.id, self._receipt(conn, row, row.receipt_tree_size), True)
+
+    def _receipt(
+        self, conn: Connection, row: tx_store.TxRow, tree_size: int
+    ) -> dict[str, JsonValue]:
+        checkpoint = store.checkpoint_at(conn, tree_size)
+        return build_receipts(conn, [row], checkpoint=checkpoint)[row.id]
+
+    def _prepare(
+        self, body: bytes, principal: Principal, key: str | None
+    ) -> checks.Prepared | Submitted:
+        if key is not None:
+            _, _, request_sha256 = checks.parse_body(body)
+            stored = self._stored(principal.subject, key, request_sha256)
+            if stored is not None:
+                return stored
+        with self._reading() as conn:
+            return checks.prepare(
+                conn,
+                body,
+                principal=principal,
+                registry=self.registry,
+                idempotency_key=key,
+                now=self._clock(),
+            )
+
+    def _accepted(self, outcome: commit.Accepted) -> Submitted:
+        with self._reading() as conn:
+            row = tx_store.get_transaction(conn, outcome.tx_id)
+            assert row is not None
+            return Submitted(row.id, self._receipt(conn, row, outcome.tree_size), False)
+
+    async def submit(
+        self, body: bytes, *, principal: Principal, idempotency_key: str | None
+    ) -> Submitted:
+        """Run the pipeline. Raises Problem for every refusal."""
+        key = checks.check_idempotency_key(idempotency_key)
+        prepared = await anyio.to_thread.run_sync(self._prepare, body, principal, key)
+        if isinstance(prepared, Submitted):
+            return prepared
+        type_name = prepared.envelope.type
+        outcome = await self._committer.submit(prepared)
+        if isinstance(outcome, commit.Refused):
+            self._on_outcome(type_name, outcome.problem.type.rsplit("/", 1)[-1])
+            raise outcome.problem
+        if isinstance(outcome, commit.SameIdempotencyKey):
+            assert key is not None
+            stored = await anyio.to_thread.run_sync(
+                self._stored, principal.subject, key, prepared.request_sha256
+            )
+            if stored is None:  # the other request was refused: nothing is stored under the key
+                raise commit.replayed()
+            return stored
+        self._on_outcome(type_name, "accepted")
+        return await anyio.to_thread.run_sync(self._accepted, outcome)
+
+    # --- GET ----------------------------------------------------------------------------------
+
+    def get(self, tx_id: str, *, subject: str) -> tx_store.TxRow:
+        """Raises Problem 404 for a missing transaction and for another subject's alike."""
+        with self._reading() as conn:
+            row = tx_store.get_visible(conn, tx_id, subject=subject)
+        if row is None:
+            raise not_found()
+        return row
+
+    def receipt(self, tx_id: str, *, subject: str) -> dict[str, JsonValue]:
+        """A fresh receipt against the newest checkpoint. Raises Problem 404 as get does."""
+        with self._reading() as conn:
+            row = tx_store.get_visible(conn, tx_id, subject=subject)
+            if row is None:
+                raise not_found()
+            return self._receipt(conn, row, store.latest_checkpoint(conn).tree_size)
+
+    def list(self, *, subject: str, before_index: int | None, limit: int) -> list[tx_store.TxRow]:
+        with self._reading() as conn:
+            return tx_store.list_visible(
+                conn, subject=subject, before_index=before_index, limit=limit
+            )
