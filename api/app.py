@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.auth import TokenVerifier, token_verifier_from_settings
+from api.certificate_trust import load_certificate_trust
 from api.database import is_schema_current, make_engine, read_only
 from api.keys import CheckpointKeyring, checkpoint_sign_note, load_checkpoint_keyring
 from api.limits import RateLimiter, enforce_rate_limit, install_limits
@@ -85,7 +86,7 @@ def create_app(
     install_request_ids(app)
     app.state.transactions = TransactionService(
         engine,
-        registry=registry or default_registry(),
+        registry=registry or default_registry(certificate_trust=load_certificate_trust(settings)),
         origin=settings.ledger_origin,
         sign_note=checkpoint_sign_note(keyring),
         on_outcome=metrics.transaction_outcome,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import uvicorn
 
 from api.auth import AuthConfigError, token_verifier_from_settings
+from api.certificate_trust import CertificateTrustError, load_certificate_trust
 from api.database import make_engine, migrate
 from api.dev_issuer import dev_issuer_key
 from api.keys import load_checkpoint_keyring
@@ -45,8 +46,12 @@ def serve(*, host: str, port: int, workers: int) -> int:
         )
     try:
         token_verifier_from_settings(settings)  # fail closed before any worker starts
+        load_certificate_trust(settings)
     except AuthConfigError as exc:
         print(f"pishkhan serve: identity provider not configured: {exc}", file=sys.stderr)
+        return 2
+    except CertificateTrustError as exc:
+        print(f"pishkhan serve: {exc.setting}: {exc}", file=sys.stderr)
         return 2
     vkeys = "".join(
         f"  checkpoint key:  {s.verifier.vkey}\n" for s in keyring.signers_at(datetime.now(UTC))

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     oidc_jwks_ttl_s: int = 300
     oidc_leeway_s: int = 30
     dev_issuer_key_file: Path = Path("var/keys/dev-issuer-ed25519.pem")
+    # X.509 chains presented at key registration: trust anchors (a PEM bundle) and the CRLs in
+    # hand (a directory of .crl/.pem files, PEM or DER; nothing is fetched). Without anchors a
+    # registration carrying x5c is refused.
+    certificate_trust_anchors: Path | None = None
+    certificate_crl_dir: Path | None = None
     # Requests per subject per minute, per worker process (api/limits.py).
     rate_limit_per_minute: int = 600
 

@@ -120,6 +120,10 @@ def _key_types(handlers: Mapping[str, Handler]) -> list[TransactionType]:
     ]
 
 
-def default_registry() -> TypeRegistry:
-    """Every transaction type the service accepts."""
-    return TypeRegistry(_key_types(registry_handlers.HANDLERS))
+def default_registry(
+    *, certificate_trust: registry_handlers.CertificateTrust | None = None
+) -> TypeRegistry:
+    """Every transaction type the service accepts. Without certificate_trust, a key
+    registration presenting an X.509 chain is refused."""
+    handlers = registry_handlers.make_handlers(certificate_trust=certificate_trust)
+    return TypeRegistry(_key_types(handlers))
