@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test lint typecheck importlint bench-ledger openapi clean
+.PHONY: help install run test lint typecheck importlint bench-ledger bench-api openapi clean
 
 help:
 	@echo "make install       create $(VENV) and install pishkhan with its test extras"
@@ -18,6 +18,7 @@ help:
 	@echo "make typecheck     mypy"
 	@echo "make importlint    import-linter contracts"
 	@echo "make bench-ledger  ledger benchmark on a throwaway, durable PostgreSQL"
+	@echo "make bench-api     transaction API benchmark (vs a bare FastAPI floor), durable PostgreSQL"
 	@echo "make openapi       regenerate openapi/openapi.json"
 	@echo "make clean         remove $(VENV) and caches"
 
@@ -47,6 +48,9 @@ importlint: $(STAMP)
 
 bench-ledger: $(STAMP)
 	PISHKHAN_PG_FAST=0 $(THROWAWAY_PG) $(PY) -m benchmarks.bench_ledger
+
+bench-api: $(STAMP)
+	PISHKHAN_PG_FAST=0 $(THROWAWAY_PG) $(PY) -m benchmarks.bench_api
 
 # Write to a temporary file first so a failing dump leaves the old spec intact.
 openapi: $(STAMP)

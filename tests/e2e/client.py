@@ -4,10 +4,11 @@ Used by the e2e tests (tests/e2e) and by the API benchmark (benchmarks/bench_api
 pre-signs with the pure helpers here and posts the bytes itself. Everything is signed with the
 client library (signatures.client), exactly as a client app would.
 
-The key-state alternation (`key_cycle`): a client registers a signing key A and keys B1..Bm,
-then signs with A `key.suspend` B1..Bm, `key.reinstate` B1..Bm, and again, for as long as it
-needs transactions. Each is valid only after the one m places before it (the same B key), so a
-client's transactions must be committed in order; m > 1 only lengthens that dependency.
+The key-state alternation (`key_cycle_step`, `Lane`): a client registers a signing key A and
+keys B1..Bm, then signs with A `key.suspend` B1..Bm, `key.reinstate` B1..Bm, and again, for as
+long as it needs transactions. Each is valid only after the one m places before it (the same
+B key), so a client's transactions must be committed in order; m > 1 only lengthens that
+dependency.
 """
 
 from __future__ import annotations

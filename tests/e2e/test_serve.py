@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from api.database import make_engine
@@ -27,52 +21,12 @@ from api.keys import load_checkpoint_signer
 from api.settings import Settings
 from ledger import store
 from ledger.note import sign_note
+from tests.e2e.client import E2E_ORIGIN
 
-STARTUP_TIMEOUT_S = 60.0
-ORIGIN = "e2e.pishkhan.test/ledger"
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Server
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PISHKHAN_ENV": "dev",
-        "PISHKHAN_DATABASE_URL": db_url,
-        "PISHKHAN_LEDGER_ORIGIN": ORIGIN,
-        "PISHKHAN_CHECKPOINT_KEY_FILE": str(tmp_path / "keys" / "checkpoint.pem"),
-    }
-    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            assert proc.poll() is None, (
-                f"server exited: {proc.stdout.read() if proc.stdout else ''}"
-            )
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server not ready in time"
-            time.sleep(0.2)
-        yield base, env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+ORIGIN = E2E_ORIGIN
 
 
 def _vkey_public(line: str) -> tuple[str, bytes, Ed25519PublicKey]:
@@ -84,10 +38,8 @@ def _vkey_public(line: str) -> tuple[str, bytes, Ed25519PublicKey]:
     return name, bytes.fromhex(key_id_hex), Ed25519PublicKey.from_public_bytes(public)
 
 
-def test_served_checkpoint_verifies_with_published_key(
-    server: tuple[str, dict[str, str]], tmp_path: Path
-) -> None:
-    base, env = server
+def test_served_checkpoint_verifies_with_published_key(server: Server) -> None:
+    base, env = server.base, server.env
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
     empty = httpx.get(f"{base}/v1/ledger/checkpoint")
     assert empty.status_code == 404
