@@ -17,6 +17,7 @@ caught by their primary keys inside a SAVEPOINT and reported as RegistryConflict
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -89,6 +90,8 @@ MAX_LOAD_KEYS = 1000
 MAX_KEYS_PER_SUBJECT = 256
 # Unrevoked, unexpired delegations one legal entity may have at once.
 MAX_LIVE_DELEGATIONS_PER_GRANTOR = 1024
+# Parsed stored JWKs kept per process (a few KiB each at most).
+JWK_CACHE_ENTRIES = 4096
 
 # Rows of select(<table>): attribute access is by column name.
 _Row = Row[tuple[object, ...]]
@@ -100,6 +103,13 @@ _Row = Row[tuple[object, ...]]
 def _event(row: _Row) -> KeyEvent:
     reason = None if row.reason is None else RevocationReason(row.reason)
     return KeyEvent(KeyEventKind(row.kind), as_utc(row.at), reason, int(row.ledger_index))
+
+
+@functools.lru_cache(maxsize=JWK_CACHE_ENTRIES)
+def _stored_jwk(text: str) -> PublicJwk:
+    """The PublicJwk of a stored JWK text, parsed (and its point validated) once per process:
+    every transaction loads its signing key, and PublicJwk is immutable."""
+    return PublicJwk.from_dict(json.loads(text))
 
 
 def _records(key_rows: Sequence[_Row], event_rows: Sequence[_Row]) -> list[KeyRecord]:
@@ -114,7 +124,7 @@ def _records(key_rows: Sequence[_Row], event_rows: Sequence[_Row]) -> list[KeyRe
             KeyRecord(
                 kid=str(row.kid),
                 subject=str(row.subject),
-                jwk=PublicJwk.from_dict(json.loads(row.jwk)),
+                jwk=_stored_jwk(str(row.jwk)),
                 assurance=AssuranceLevel(row.assurance),
                 not_before=as_utc(row.not_before),
                 not_after=not_after,

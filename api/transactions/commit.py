@@ -46,6 +46,7 @@ class Accepted:
     leaf_index: int
     tree_size: int
     accepted_at: datetime
+    receipt: dict[str, JsonValue] | None = None  # built once the batch has committed
 
 
 @dataclass(frozen=True)
@@ -220,9 +221,10 @@ def _record(
                 item.caller, item.idempotency_key, item.request_sha256, item.tx_id
             )
         )
-    if item.tx_type.changes_keys:
-        # A key changed state: later items of this batch see the new state.
-        batch.keys = registry_store.load_keys(batch.conn, set(batch.keys))
+    changed = item.envelope.payload.get("kid")
+    if item.tx_type.changes_keys and isinstance(changed, str) and changed in batch.keys:
+        # A key that signs in this batch changed state: later items see its new state.
+        batch.keys.update(registry_store.load_keys(batch.conn, [changed]))
 
 
 def commit_batch(

@@ -7,6 +7,7 @@ and its nonce is now "used" — that is what the key is for. The same key with a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -76,6 +77,8 @@ class TransactionService:
             yield read_only(conn)
 
     def _commit(self, items: Sequence[checks.Prepared]) -> list[commit.Outcome]:
+        """Write the batch, then build every accepted item's receipt in one read (a batch's
+        receipts share their queries: one for all the inclusion proofs)."""
         self._batches += 1
         purge = self._batches % commit.PURGE_EVERY_BATCHES == 1
         work = functools.partial(
@@ -86,7 +89,20 @@ class TransactionService:
             now=self._clock(),
             purge=purge,
         )
-        return run_in_transaction(self.engine, lambda conn: work(conn))
+        outcomes = run_in_transaction(self.engine, lambda conn: work(conn))
+        accepted = [o for o in outcomes if isinstance(o, commit.Accepted)]
+        if not accepted:
+            return outcomes
+        with self._reading() as conn:
+            rows = tx_store.by_leaf_indices(conn, [o.leaf_index for o in accepted])
+            checkpoint = store.checkpoint_at(conn, accepted[0].tree_size)
+            receipts = build_receipts(conn, list(rows.values()), checkpoint=checkpoint)
+        return [
+            dataclasses.replace(o, receipt=receipts[o.tx_id])
+            if isinstance(o, commit.Accepted)
+            else o
+            for o in outcomes
+        ]
 
     # --- POST ---------------------------------------------------------------------------------
 
@@ -125,12 +141,6 @@ class TransactionService:
                 now=self._clock(),
             )
 
-    def _accepted(self, outcome: commit.Accepted) -> Submitted:
-        with self._reading() as conn:
-            row = tx_store.get_transaction(conn, outcome.tx_id)
-            assert row is not None
-            return Submitted(row.id, self._receipt(conn, row, outcome.tree_size), False)
-
     async def submit(
         self, body: bytes, *, principal: Principal, idempotency_key: str | None
     ) -> Submitted:
@@ -153,7 +163,8 @@ class TransactionService:
                 raise commit.replayed()
             return stored
         self._on_outcome(type_name, "accepted")
-        return await anyio.to_thread.run_sync(self._accepted, outcome)
+        assert outcome.receipt is not None
+        return Submitted(outcome.tx_id, outcome.receipt, False)
 
     # --- GET ----------------------------------------------------------------------------------
 
