@@ -14,6 +14,7 @@ import json
 import sys
 from datetime import UTC, datetime
 
+from api.cli_input import InputProblem, read_limited
 from audit.consistency_check import ConsistencyReport, check_consistency
 from audit.errors import FetchError
 from audit.fetch import fetch_checkpoint, fetch_consistency_proof
@@ -26,17 +27,12 @@ from ledger.note import MAX_NOTE_BYTES, NoteVerifier, split_note, strict_b64deco
 from ledger.receipt import MAX_RECEIPT_BYTES
 
 EXIT_UNUSABLE_INPUT = 2
-STDIN = "-"
 # A trusted-keys file: one vkey per line; a few hundred keys is already far more than any log.
 MAX_TRUSTED_KEYS_FILE_BYTES = 64 * 1024
 MAX_PROOF_FILE_BYTES = 64 * 1024
 MAX_AT_CHARS = 64
 
 _SubParsers = argparse._SubParsersAction  # argparse has no public name for it
-
-
-class InputProblem(Exception):
-    """Input that cannot be used; the message is one line naming the file or option."""
 
 
 def add_receipt_commands(audit: _SubParsers[argparse.ArgumentParser]) -> None:
@@ -83,24 +79,9 @@ def _error(message: str) -> None:
     print(f"pishkhan: error: {' '.join(message.split())}", file=sys.stderr)
 
 
-def _read(path: str, *, what: str, limit: int) -> bytes:
-    """At most limit bytes of path (standard input for "-"); more is refused, not truncated."""
-    try:
-        if path == STDIN:
-            data = sys.stdin.buffer.read(limit + 1)
-        else:
-            with open(path, "rb") as file:
-                data = file.read(limit + 1)
-    except OSError as exc:
-        raise InputProblem(f"{what} {path}: cannot read it ({exc.strerror})") from None
-    if len(data) > limit:
-        raise InputProblem(f"{what} {path}: larger than {limit} bytes")
-    return data
-
-
 def _text(path: str, *, what: str, limit: int) -> str:
     try:
-        return _read(path, what=what, limit=limit).decode("utf-8")
+        return read_limited(path, what=what, limit=limit).decode("utf-8")
     except UnicodeDecodeError:
         raise InputProblem(f"{what} {path}: not UTF-8") from None
 
@@ -165,7 +146,7 @@ def run_verify_receipt(
     try:
         vkeys = load_trusted_keys(trusted_keys)
         when = _validation_time(at)
-        data = _read(receipt, what="receipt", limit=MAX_RECEIPT_BYTES)
+        data = read_limited(receipt, what="receipt", limit=MAX_RECEIPT_BYTES)
     except InputProblem as exc:
         _error(str(exc))
         return EXIT_UNUSABLE_INPUT

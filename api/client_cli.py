@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from api.cli_input import STDIN, InputProblem, read_limited
 from api.client_http import (
     ClientHttpError,
     check_server_url,
@@ -63,7 +64,6 @@ EXIT_REFUSED = 1  # keys register: the server refused, or could not be reached
 EXIT_UNUSABLE_INPUT = 2
 
 PASSPHRASE_ENV = "PISHKHAN_CLIENT_KEY_PASSPHRASE"  # noqa: S105 (a variable name)
-STDIN = "-"
 # Files read whole are bounded; each limit is one line ending above its content's own limit.
 MAX_PASSPHRASE_FILE_BYTES = MAX_PASSPHRASE_BYTES + len("\r\n")
 MAX_JWS_FILE_BYTES = MAX_JWS_CHARS + len("\r\n")
@@ -83,10 +83,6 @@ _OPTION_OF_POINTER = {
     "/on_behalf_of": "--on-behalf-of",
     "/payload": "--payload",
 }
-
-
-class InputProblem(Exception):
-    """Input that cannot be used; the message is one line naming the field and the rule."""
 
 
 def run_client(args: argparse.Namespace) -> int:
@@ -114,27 +110,12 @@ def _print_json(value: object) -> None:
 # --- reading and writing files -------------------------------------------------------------------
 
 
-def _read(path: str, *, field: str, limit: int) -> bytes:
-    """At most limit bytes of path (standard input for "-"); more is refused, not truncated."""
-    try:
-        if path == STDIN:
-            data = sys.stdin.buffer.read(limit + 1)
-        else:
-            with open(path, "rb") as file:
-                data = file.read(limit + 1)
-    except OSError as exc:
-        raise InputProblem(f"{field} {path}: cannot read it ({exc.strerror})") from None
-    if len(data) > limit:
-        raise InputProblem(f"{field} {path}: larger than {limit} bytes (too_large)")
-    return data
-
-
 def _field_errors(errors: tuple[FieldError, ...]) -> str:
     return "; ".join(f"{e.pointer or '(root)'}: {e.message} ({e.rule})" for e in errors)
 
 
 def _read_json(path: str, *, field: str) -> JsonValue:
-    data = _read(path, field=field, limit=MAX_JSON_BYTES)
+    data = read_limited(path, what=field, limit=MAX_JSON_BYTES)
     try:
         return parse_json(data)
     except CanonicalFormError as exc:
@@ -173,7 +154,7 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
     """From --passphrase-file (less one trailing line ending), else the environment, else None."""
     if args.passphrase_file is not None:
         path = args.passphrase_file
-        raw = _read(path, field="--passphrase-file", limit=MAX_PASSPHRASE_FILE_BYTES)
+        raw = read_limited(path, what="--passphrase-file", limit=MAX_PASSPHRASE_FILE_BYTES)
         passphrase = raw.removesuffix(b"\n").removesuffix(b"\r")
         if not passphrase:
             raise InputProblem(f"--passphrase-file {path}: the file is empty (passphrase_required)")
@@ -195,7 +176,7 @@ def _key_problem(field: str, path: str, exc: ClientKeyError) -> InputProblem:
 
 def _load_key(path: str, args: argparse.Namespace) -> PrivateKey:
     passphrase = _passphrase(args)
-    data = _read(path, field="--key", limit=MAX_PEM_BYTES)
+    data = read_limited(path, what="--key", limit=MAX_PEM_BYTES)
     try:
         return load_private_key_pem(data, passphrase=passphrase)
     except ClientKeyError as exc:
@@ -288,7 +269,7 @@ def _read_jws(argument: str) -> str:
     if not argument.startswith("@"):
         return argument
     path = argument[1:]
-    data = _read(path, field="--jws", limit=MAX_JWS_FILE_BYTES)
+    data = read_limited(path, what="--jws", limit=MAX_JWS_FILE_BYTES)
     try:
         return data.decode("ascii").removesuffix("\n").removesuffix("\r")
     except UnicodeDecodeError:
@@ -300,7 +281,7 @@ def _tx_verify(args: argparse.Namespace) -> int:
         raise InputProblem("--jws @-: standard input already holds the envelope")
     envelope = _read_envelope(args.envelope)
     jws = _read_jws(args.jws)
-    jwk_data = _read(args.jwk, field="--jwk", limit=MAX_JSON_BYTES)
+    jwk_data = read_limited(args.jwk, what="--jwk", limit=MAX_JSON_BYTES)
     try:
         jwk = parse_jwk_json(jwk_data)
     except CanonicalFormError as exc:
@@ -348,7 +329,7 @@ def add_keys_register_parser(
 def _bearer_token(args: argparse.Namespace) -> str:
     if args.token_file is not None:
         field = f"--token-file {args.token_file}"
-        raw = _read(args.token_file, field="--token-file", limit=MAX_TOKEN_FILE_BYTES)
+        raw = read_limited(args.token_file, what="--token-file", limit=MAX_TOKEN_FILE_BYTES)
         text = raw.decode("ascii", "replace").removesuffix("\n").removesuffix("\r")
     else:
         field = f"--token-env {args.token_env}"

@@ -43,7 +43,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # the 3xx then surfaces as an answer, and the token goes nowhere else
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether host names this machine (localhost or a loopback address)."""
     if host in LOOPBACK_HOSTS:
         return True
     try:
@@ -62,7 +63,7 @@ def check_server_url(url: str) -> str:
         raise ClientHttpError("the server URL is scheme://host[:port][/path], no query")
     if parts.username is not None or parts.password is not None:
         raise ClientHttpError("the server URL must not hold credentials")
-    if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise ClientHttpError("the server URL must be https (http only to a loopback address)")
     return url.rstrip("/")
 

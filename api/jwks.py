@@ -17,7 +17,6 @@ cannot make us hammer the provider. docs/AUTH.md states all of it.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import math
@@ -31,6 +30,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt import PyJWK, PyJWTError
+
+from api.client_http import is_loopback
 
 ALLOWED_ALGS = ("RS256", "ES256", "EdDSA")
 MIN_RSA_BITS = 2048
@@ -47,7 +48,6 @@ RETRY_AFTER_FAILURE_S = 5.0
 UNKNOWN_KID_REFETCH_INTERVAL_S = 30.0
 MIN_TTL_S = 1
 MAX_TTL_S = 24 * 3600
-LOOPBACK_HOSTS = frozenset({"localhost"})
 
 # Members that only private keys have: a JWKS publishing one is misconfigured; the key is unused.
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -184,18 +184,9 @@ def check_jwks_url(url: str) -> str:
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return url
-    if parts.scheme == "http" and _is_loopback(host):
+    if parts.scheme == "http" and is_loopback(host):
         return url
     raise JwksError("a JWKS URL is https (http only to a loopback address)", source=url)
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def fetch_jwks(url: str, *, timeout_s: float = FETCH_TIMEOUT_S) -> bytes:
