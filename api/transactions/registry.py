@@ -12,28 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
-
-from sqlalchemy import Connection
 
 from api.auth import Role
 from signatures import registry_handlers, registry_payloads
-from signatures.canonical import JsonValue
 from signatures.envelope import Envelope
 from signatures.jwk import PublicJwk
-
-
-class Handler(Protocol):
-    def __call__(
-        self,
-        conn: Connection,
-        envelope: Envelope,
-        *,
-        tx_id: str,
-        accepted_at: datetime,
-        ledger_index: int,
-    ) -> dict[str, JsonValue]: ...
+from signatures.registry_handlers import Handler
 
 
 @dataclass(frozen=True)
