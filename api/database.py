@@ -27,8 +27,11 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 # file, instead of a read() system call per page.
 SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
-PG_POOL_SIZE = 10
-PG_MAX_OVERFLOW = 10
+# Enough for the request threads a worker runs at once (anyio's default limiter is 40, and a
+# request holds a connection only briefly): past pool_size, connections are opened and closed
+# per checkout, and each costs PostgreSQL a new backend process.
+PG_POOL_SIZE = 20
+PG_MAX_OVERFLOW = 20
 TRANSACTION_ATTEMPTS = 8
 RETRY_BASE_DELAY_S = 0.005
 _READ_ONLY = "pishkhan_read_only"

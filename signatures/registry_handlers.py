@@ -35,7 +35,6 @@ from signatures.errors import (
     DelegationNotFoundError,
     EnvelopeError,
     FieldError,
-    KeyNotFoundError,
     RegistryConflictError,
 )
 from signatures.keys import (
@@ -223,10 +222,7 @@ def _key_event(
 
     Raises KeyNotFoundError alike for a missing key and another subject's key.
     """
-    current = load_key(conn, kid)
-    if current is None or current.subject != _acting_subject(envelope):
-        raise KeyNotFoundError(kid)
-    record = add_key_event(conn, kid, event)
+    record = add_key_event(conn, kid, event, owner=_acting_subject(envelope))
     result: dict[str, JsonValue] = {
         "kid": kid,
         "status": str(record.status_at(event.at)),

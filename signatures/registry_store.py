@@ -237,17 +237,20 @@ def insert_key(
     conn.execute(insert(key_events), rows)
 
 
-def add_key_event(conn: Connection, kid: str, event: KeyEvent) -> KeyRecord:
+def add_key_event(
+    conn: Connection, kid: str, event: KeyEvent, *, owner: str | None = None
+) -> KeyRecord:
     """Append event to key kid's history and return the updated record.
 
     The key's row is locked first, so concurrent changes to one key apply one after the other.
-    Raises KeyNotFoundError for an unknown kid, KeyStateError when the state machine refuses
-    the event, KeyRecordError for an event without a ledger_index.
+    With owner, a key of any other subject is refused exactly as a missing one. Raises
+    KeyNotFoundError for an unknown kid (or another owner's), KeyStateError when the state
+    machine refuses the event, KeyRecordError for an event without a ledger_index.
     """
     row = conn.execute(
         select(signer_keys).where(signer_keys.c.kid == kid).with_for_update()
     ).first()
-    if row is None:
+    if row is None or (owner is not None and row.subject != owner):
         raise KeyNotFoundError(kid)
     (record,) = _records([row], _events_where(conn, key_events.c.kid == kid))
     updated = record.with_event(event)

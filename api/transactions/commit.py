@@ -227,6 +227,15 @@ def _record(
         batch.keys.update(registry_store.load_keys(batch.conn, [changed]))
 
 
+@dataclass(frozen=True)
+class BatchResult:
+    """Each item's outcome, and the signing keys' records as of the batch's end (what the
+    receipts' key evidence shows, without loading them again)."""
+
+    outcomes: list[Outcome]
+    keys: dict[str, KeyRecord]
+
+
 def commit_batch(
     conn: Connection,
     items: Sequence[Prepared],
@@ -235,13 +244,13 @@ def commit_batch(
     sign_note: Callable[[str], str],
     now: datetime,
     purge: bool = False,
-) -> list[Outcome]:
+) -> BatchResult:
     """Apply items in order inside conn's open transaction; the caller commits. Raises the
     storage's errors (the whole batch then rolls back and every item fails)."""
     batch = _open_batch(conn, items, now=now)
     outcomes = [_apply(batch, item) for item in items]
     if not batch.leaves:
-        return outcomes
+        return BatchResult(outcomes, batch.keys)
     tree_size = batch.next_index
     rows = [tx_store.TxRow(**{**vars(r), "receipt_tree_size": tree_size}) for r in batch.rows]
     tx_store.insert_transactions(conn, rows)
@@ -252,7 +261,8 @@ def commit_batch(
         raise AssertionError("the ledger head moved while the batch held its lock")
     if purge:
         tx_store.purge_idempotency(conn, now=now)
-    return [
+    final: list[Outcome] = [
         Accepted(o.tx_id, o.leaf_index, tree_size, o.accepted_at) if isinstance(o, Accepted) else o
         for o in outcomes
     ]
+    return BatchResult(final, batch.keys)

@@ -7,7 +7,7 @@ is ledger/receipt.py's, specified in docs/FORMATS.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection, select
 
@@ -50,12 +50,19 @@ def _registration_index(record: KeyRecord) -> int:
 
 
 def build_receipts(
-    conn: Connection, rows: Sequence[tx_store.TxRow], *, checkpoint: store.StoredCheckpoint
+    conn: Connection,
+    rows: Sequence[tx_store.TxRow],
+    *,
+    checkpoint: store.StoredCheckpoint,
+    known_keys: Mapping[str, KeyRecord] | None = None,
 ) -> dict[str, dict[str, JsonValue]]:
     """A receipt per transaction row, all proving against checkpoint (whose tree must contain
-    every row). Raises StorageInconsistentError when the ledger lacks a node or entry."""
+    every row). known_keys are key records already read as of that checkpoint; the others are
+    loaded. Raises StorageInconsistentError when the ledger lacks a node or entry."""
     tree_size = checkpoint.tree_size
-    keys = registry_store.load_keys(conn, {r.kid for r in rows})
+    known = known_keys or {}
+    keys = {kid: known[kid] for kid in {r.kid for r in rows} if kid in known}
+    keys.update(registry_store.load_keys(conn, {r.kid for r in rows} - set(keys)))
     key_indices: set[int] = set()
     for record in keys.values():
         key_indices.add(_registration_index(record))

@@ -89,14 +89,17 @@ class TransactionService:
             now=self._clock(),
             purge=purge,
         )
-        outcomes = run_in_transaction(self.engine, lambda conn: work(conn))
+        result = run_in_transaction(self.engine, lambda conn: work(conn))
+        outcomes = result.outcomes
         accepted = [o for o in outcomes if isinstance(o, commit.Accepted)]
         if not accepted:
             return outcomes
         with self._reading() as conn:
             rows = tx_store.by_leaf_indices(conn, [o.leaf_index for o in accepted])
             checkpoint = store.checkpoint_at(conn, accepted[0].tree_size)
-            receipts = build_receipts(conn, list(rows.values()), checkpoint=checkpoint)
+            receipts = build_receipts(
+                conn, list(rows.values()), checkpoint=checkpoint, known_keys=result.keys
+            )
         return [
             dataclasses.replace(o, receipt=receipts[o.tx_id])
             if isinstance(o, commit.Accepted)
