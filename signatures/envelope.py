@@ -304,10 +304,14 @@ def parse_envelope(value: JsonValue) -> Envelope:
     )
 
 
-def _add(errors: list[FieldError], pointer: str, rule: str, message: str) -> None:
-    # One error per field: a value the canonical profile refused is not judged again.
+def add_field_error(errors: list[FieldError], pointer: str, rule: str, message: str) -> None:
+    """Add one error for pointer, unless that field already has one: a value the canonical
+    profile refused is not judged again."""
     if all(error.pointer != pointer for error in errors):
         errors.append(FieldError(pointer=pointer, rule=rule, message=message))
+
+
+_add = add_field_error
 
 
 def _check_members(
@@ -389,8 +393,31 @@ def _nonce(value: JsonValue, errors: list[FieldError]) -> str | None:
 
 
 def _created_at(value: JsonValue, errors: list[FieldError]) -> datetime | None:
+    return read_utc_timestamp(value, "/created_at", errors)
+
+
+def read_utc_timestamp(value: JsonValue, pointer: str, errors: list[FieldError]) -> datetime | None:
+    """An RFC 3339 UTC timestamp ending in Z (up to nanoseconds, kept to microseconds) as an
+    aware datetime, or None with one error for pointer added to errors (None when absent)."""
     if value is None:
         return None
+    name = pointer.rsplit("/", 1)[-1]
+    if not isinstance(value, str):
+        _add(errors, pointer, RULE_WRONG_TYPE, f"{name} must be a string")
+    elif len(value) > MAX_TIMESTAMP_CHARS:
+        _add(errors, pointer, RULE_TOO_LONG, f"{name} is too long")
+    elif match := _UTC_TIMESTAMP.fullmatch(value):
+        microsecond = int((match.group(1) or "0")[:6].ljust(6, "0"))  # nanoseconds truncated
+        try:  # the shape is checked: only the calendar (Feb 30, hour 24, second 60) can fail
+            start = datetime.fromisoformat(value[: len("YYYY-MM-DDTHH:MM:SS")])
+            return start.replace(microsecond=microsecond, tzinfo=UTC)
+        except ValueError:
+            _add(errors, pointer, RULE_INVALID_TIMESTAMP, f"{name} is not a real time")
+    elif _OTHER_ZONE.fullmatch(value):
+        _add(errors, pointer, RULE_TIMEZONE_NOT_UTC, f"{name} must be UTC, ending in Z")
+    else:
+        _add(errors, pointer, RULE_INVALID_FORMAT, f"{name} is RFC 3339 UTC, ends in Z")
+    return None
     if not isinstance(value, str):
         _add(errors, "/created_at", RULE_WRONG_TYPE, "created_at must be a string")
     elif len(value) > MAX_TIMESTAMP_CHARS:

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from signatures.canonical import JsonValue, join_pointer
 from signatures.certificates import MAX_CERTIFICATE_BYTES, MAX_CHAIN_LENGTH
 from signatures.envelope import (
-    MAX_TIMESTAMP_CHARS,
     MAX_TYPE_CHARS,
     RULE_INVALID_FORMAT,
-    RULE_INVALID_TIMESTAMP,
     RULE_REQUIRED,
-    RULE_TIMEZONE_NOT_UTC,
     RULE_TOO_LONG,
     RULE_UNKNOWN_MEMBER,
     RULE_WRONG_TYPE,
     SubjectKind,
+    add_field_error,
     parse_subject,
+    read_utc_timestamp,
 )
 from signatures.errors import FieldError, JwkError, SubjectError
 from signatures.jwk import PRIVATE_MEMBERS, PublicJwk, b64url_chars, parse_b64url
@@ -54,13 +53,6 @@ RULE_NOT_CONFIGURED = "not_configured"
 
 # JwkError rules that have an envelope rule of their own; any other is RULE_INVALID_JWK.
 _JWK_RULES = {"required": RULE_REQUIRED, "unknown": RULE_UNKNOWN_MEMBER, "type": RULE_WRONG_TYPE}
-_UTC_TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]{1,9}))?Z"
-)
-_OTHER_ZONE = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
-    r"(?:[+-][0-9]{2}:[0-9]{2})?"
-)
 _STANDARD_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # As signatures.keys: a concrete type ("tax.return") or a namespace wildcard ("tax.*").
@@ -73,9 +65,7 @@ def payload_pointer(member: str) -> str:
     return join_pointer("/payload", member)
 
 
-def add_error(errors: list[FieldError], pointer: str, rule: str, message: str) -> None:
-    if all(error.pointer != pointer for error in errors):  # one error per field
-        errors.append(FieldError(pointer=pointer, rule=rule, message=message))
+add_error = add_field_error
 
 
 def read_kid(value: JsonValue, errors: list[FieldError]) -> str | None:
@@ -92,24 +82,7 @@ def read_kid(value: JsonValue, errors: list[FieldError]) -> str | None:
 
 
 def read_timestamp(value: JsonValue, pointer: str, errors: list[FieldError]) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        add_error(errors, pointer, RULE_WRONG_TYPE, "a timestamp is a string")
-    elif len(value) > MAX_TIMESTAMP_CHARS:
-        add_error(errors, pointer, RULE_TOO_LONG, "the timestamp is too long")
-    elif match := _UTC_TIMESTAMP.fullmatch(value):
-        microsecond = int((match.group(1) or "0")[:6].ljust(6, "0"))  # nanoseconds truncated
-        try:  # the shape is checked: only the calendar (Feb 30, hour 24, second 60) can fail
-            start = datetime.fromisoformat(value[: len("YYYY-MM-DDTHH:MM:SS")])
-            return start.replace(microsecond=microsecond, tzinfo=UTC)
-        except ValueError:
-            add_error(errors, pointer, RULE_INVALID_TIMESTAMP, "not a real time")
-    elif _OTHER_ZONE.fullmatch(value):
-        add_error(errors, pointer, RULE_TIMEZONE_NOT_UTC, "the timestamp must be UTC, ending in Z")
-    else:
-        add_error(errors, pointer, RULE_INVALID_FORMAT, "the timestamp is RFC 3339 UTC, ends in Z")
-    return None
+    return read_utc_timestamp(value, pointer, errors)
 
 
 def read_reason(value: JsonValue, errors: list[FieldError]) -> RevocationReason | None:
