@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from sqlalchemy import Connection
 
 from api.auth import Principal
 from api.problems import FieldError, Problem, problem_type
+from api.transactions.keycache import SigningKeyCache
 from api.transactions.registry import TransactionType, TypeRegistry
 from signatures import registry_store
 from signatures.canonical import JsonValue, canonicalize, parse_json
@@ -157,7 +159,7 @@ def check_envelope(
 
 
 def check_caller(
-    conn: Connection,
+    read: Callable[[], Connection],
     envelope: Envelope,
     tx_type: TransactionType,
     principal: Principal,
@@ -176,7 +178,7 @@ def check_caller(
         return
     grantor = str(envelope.on_behalf_of)
     found = tx_type.on_behalf and registry_store.find_valid_delegation(
-        conn, grantor=grantor, delegate=principal.subject, transaction_type=envelope.type, at=now
+        read(), grantor=grantor, delegate=principal.subject, transaction_type=envelope.type, at=now
     )
     if not found:
         raise Problem(
@@ -188,10 +190,16 @@ def check_caller(
 
 
 def signing_key(
-    conn: Connection, envelope: Envelope, tx_type: TransactionType, jws: str, *, now: datetime
+    load: Callable[[str], KeyRecord | None],
+    envelope: Envelope,
+    tx_type: TransactionType,
+    jws: str,
+    *,
+    now: datetime,
 ) -> KeyRecord | None:
     """The key the JWS must verify with: the registration's own key (proof of possession), else
-    the registered key named by the header's kid when it belongs to the signer."""
+    the registered key named by the header's kid (read with load) when it belongs to the
+    signer."""
     if tx_type.possession_key is not None:
         jwk = tx_type.possession_key(envelope)
         return KeyRecord.register(
@@ -201,7 +209,7 @@ def signing_key(
         kid = parse_protected_header(jws).kid
     except JwsError:
         return None  # validate_at reports the format failure
-    record = registry_store.load_key(conn, kid)
+    record = load(kid)
     if record is None or record.subject != str(envelope.signer):
         return None  # another subject's key is reported exactly as an unknown one
     return record
@@ -279,19 +287,27 @@ def check_idempotency_key(value: str | None) -> str | None:
 
 
 def prepare(
-    conn: Connection,
+    read: Callable[[], Connection],
     body: bytes,
     *,
     principal: Principal,
     registry: TypeRegistry,
+    keys: SigningKeyCache,
     idempotency_key: str | None,
     now: datetime,
 ) -> Prepared:
-    """Every check before the write, in order. Raises Problem."""
+    """Every check before the write, in order. read() gives a read-only connection, opened only
+    when a check needs the database (a delegation, a key not in the cache). Raises Problem."""
     value, jws, request_sha256 = parse_body(body)
     envelope, tx_type = check_envelope(value, registry, principal)
-    check_caller(conn, envelope, tx_type, principal, now=now)
-    key = signing_key(conn, envelope, tx_type, jws, now=now)
+    check_caller(read, envelope, tx_type, principal, now=now)
+    key = signing_key(
+        lambda kid: keys.get(kid, lambda k: registry_store.load_key(read(), k), at=now),
+        envelope,
+        tx_type,
+        jws,
+        now=now,
+    )
     kid = check_signature(envelope, jws, key, now=now)
     check_created_at(envelope, now=now)
     return Prepared(

@@ -23,6 +23,7 @@ from api.problems import Problem, problem_type
 from api.transactions import checks, commit
 from api.transactions import store as tx_store
 from api.transactions.committer import GroupCommitter
+from api.transactions.keycache import SigningKeyCache
 from api.transactions.receipts import build_receipts
 from api.transactions.registry import TypeRegistry
 from ledger import store
@@ -46,6 +47,27 @@ class Submitted:
     replayed: bool  # an idempotent retry answered from storage
 
 
+class _LazyReader:
+    """A read-only connection opened on first use (most pre-write checks need none), closed at
+    the end of the with block."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Callable[[], Connection]:
+        return self._connection
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = read_only(self._engine.connect())
+        return self._conn
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
 class TransactionService:
     """Everything POST/GET /v1/transactions needs; no per-request state survives a request."""
 
@@ -67,6 +89,7 @@ class TransactionService:
         self._clock = clock
         self._batches = 0
         self._on_outcome = on_outcome or (lambda _type, _outcome: None)
+        self._keys = SigningKeyCache()
         self._committer: GroupCommitter[checks.Prepared, commit.Outcome] = GroupCommitter(
             self._commit, max_batch=max_batch
         )
@@ -89,7 +112,16 @@ class TransactionService:
             now=self._clock(),
             purge=purge,
         )
-        result = run_in_transaction(self.engine, lambda conn: work(conn))
+        try:
+            result = run_in_transaction(self.engine, lambda conn: work(conn, savepoints=False))
+        except commit.HandlerRefusedError:
+            # Rolled back whole: run again with a savepoint per item, so only the refused ones
+            # are left out.
+            result = run_in_transaction(self.engine, lambda conn: work(conn, savepoints=True))
+        for item in items:
+            changed = item.envelope.payload.get("kid")
+            if item.tx_type.changes_keys and isinstance(changed, str):
+                self._keys.forget(changed)
         outcomes = result.outcomes
         accepted = [o for o in outcomes if isinstance(o, commit.Accepted)]
         if not accepted:
@@ -134,12 +166,13 @@ class TransactionService:
             stored = self._stored(principal.subject, key, request_sha256)
             if stored is not None:
                 return stored
-        with self._reading() as conn:
+        with _LazyReader(self.engine) as read:
             return checks.prepare(
-                conn,
+                read,
                 body,
                 principal=principal,
                 registry=self.registry,
+                keys=self._keys,
                 idempotency_key=key,
                 now=self._clock(),
             )
