@@ -82,10 +82,8 @@ def build_receipts(
             jws=row.jws,
         )
 
-    out: dict[str, dict[str, JsonValue]] = {}
-    for row in rows:
-        record = keys[row.kid]
-        evidence = SignerKeyEvidence(
+    evidence = {
+        kid: SignerKeyEvidence(
             kid=record.kid,
             subject=record.subject,
             jwk=dict(record.jwk.to_dict()),
@@ -93,6 +91,10 @@ def build_receipts(
             registration=proven(_registration_index(record)),
             events=tuple(proven(i) for i in _event_indices(record, tree_size)),
         )
+        for kid, record in keys.items()
+    }
+    out: dict[str, dict[str, JsonValue]] = {}
+    for row in rows:
         out[row.id] = build_receipt(
             transaction_id=row.id,
             envelope=_json_object(row.envelope),
@@ -102,6 +104,7 @@ def build_receipts(
             leaf_index=row.leaf_index,
             inclusion_proof=proofs[row.leaf_index],
             checkpoint_note=checkpoint.note,
-            signer_key=evidence,
+            signer_key=evidence[row.kid],
+            self_check=False,
         )
     return out

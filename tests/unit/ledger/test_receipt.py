@@ -27,6 +27,8 @@ from ledger.receipt import (
     parse_receipt,
     parse_receipt_json,
 )
+from ledger.receipt import Receipt as ParsedReceipt
+from signatures.canonical import JsonValue
 from tests.receipt_factory import Scenario, scenario
 
 Receipt = dict[str, Any]
@@ -82,21 +84,35 @@ def test_bytes_are_standard_base64_with_padding(valid: Scenario) -> None:
         assert isinstance(h, str) and len(h) == 44 and h.endswith("=")
 
 
+def _rebuild_upper_id(receipt: ParsedReceipt, *, self_check: bool) -> dict[str, JsonValue]:
+    return build_receipt(
+        transaction_id=receipt.transaction_id.upper(),
+        envelope=receipt.envelope,
+        jws=receipt.jws,
+        result=receipt.result,
+        leaf=receipt.leaf,
+        leaf_index=receipt.leaf_index,
+        inclusion_proof=receipt.inclusion_proof,
+        checkpoint_note=receipt.checkpoint,
+        signer_key=receipt.signer_key,
+        self_check=self_check,
+    )
+
+
 def test_build_refuses_what_parse_refuses(valid: Scenario) -> None:
     receipt = parse_receipt(valid.receipt)
     with pytest.raises(ReceiptFormatError) as caught:
-        build_receipt(
-            transaction_id=receipt.transaction_id.upper(),
-            envelope=receipt.envelope,
-            jws=receipt.jws,
-            result=receipt.result,
-            leaf=receipt.leaf,
-            leaf_index=receipt.leaf_index,
-            inclusion_proof=receipt.inclusion_proof,
-            checkpoint_note=receipt.checkpoint,
-            signer_key=receipt.signer_key,
-        )
+        _rebuild_upper_id(receipt, self_check=True)
     assert (caught.value.member, caught.value.rule) == ("/transaction_id", "invalid_format")
+
+
+def test_build_without_self_check_leaves_form_to_the_caller(valid: Scenario) -> None:
+    # The service's hot path: what it built from verified values is not parsed again.
+    receipt = parse_receipt(valid.receipt)
+    built = _rebuild_upper_id(receipt, self_check=False)
+    assert built["transaction_id"] == receipt.transaction_id.upper()
+    with pytest.raises(ReceiptFormatError):
+        parse_receipt(built)
 
 
 def test_build_refuses_a_receipt_over_max_receipt_bytes(valid: Scenario) -> None:
