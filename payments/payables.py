@@ -28,11 +28,10 @@ from signatures.envelope import (
     MAX_AMOUNT_MINOR,
     RULE_INVALID_FORMAT,
     RULE_OUT_OF_RANGE,
-    RULE_REQUIRED,
-    RULE_UNKNOWN_MEMBER,
     RULE_WRONG_TYPE,
     SubjectKind,
     add_field_error,
+    check_members,
     parse_money,
     parse_subject,
 )
@@ -165,7 +164,10 @@ def parse_payable_payload(
     errors: list[FieldError] = []
     if not isinstance(payload, dict):
         raise PaymentFieldError((FieldError(pointer, RULE_WRONG_TYPE, "must be an object"),))
-    _check_members(payload, PAYLOAD_REQUIRED, (*PAYLOAD_OPTIONAL, *extra_members), pointer, errors)
+    optional = (*PAYLOAD_OPTIONAL, *extra_members)
+    check_members(
+        payload, required=PAYLOAD_REQUIRED, optional=optional, pointer=pointer, errors=errors
+    )
     at = {name: join_pointer(pointer, name) for name in (*PAYLOAD_REQUIRED, *PAYLOAD_OPTIONAL)}
     kind = _text(payload.get("kind"), at["kind"], errors, _KIND_CHECK)
     debtor = _subject(payload.get("debtor"), at["debtor"], errors)
@@ -185,21 +187,6 @@ def parse_payable_payload(
     assert transfers is not None and due_on is not None and reference is not None
     kinds = PayableKind(kind)
     return PayableDraft(kinds, debtor, amount, currency, transfers, instalments, due_on, reference)
-
-
-def _check_members(
-    obj: dict[str, JsonValue],
-    required: tuple[str, ...],
-    optional: tuple[str, ...],
-    pointer: str,
-    errors: list[FieldError],
-) -> None:
-    for name in required:
-        if obj.get(name) is None:
-            add_field_error(errors, join_pointer(pointer, name), RULE_REQUIRED, "is required")
-    for name in obj:
-        if name not in required and name not in optional:
-            add_field_error(errors, join_pointer(pointer, name), RULE_UNKNOWN_MEMBER, "not known")
 
 
 def _text(
@@ -270,7 +257,7 @@ def _transfer(value: JsonValue, pointer: str, errors: list[FieldError]) -> Trans
         add_field_error(errors, pointer, RULE_WRONG_TYPE, "a transfer is an object")
         return None
     before = len(errors)
-    _check_members(value, TRANSFER_MEMBERS, (), pointer, errors)
+    check_members(value, required=TRANSFER_MEMBERS, optional=(), pointer=pointer, errors=errors)
     at = {name: join_pointer(pointer, name) for name in TRANSFER_MEMBERS}
     account = _text(value.get("account"), at["account"], errors, _ACCOUNT_CHECK)
     amount = _positive_amount(value.get("amount_minor"), at["amount_minor"], errors)

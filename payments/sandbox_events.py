@@ -11,10 +11,10 @@ from datetime import datetime
 from payments.errors import PaymentFieldError
 from payments.providers import ProviderEvent, ProviderStatus
 from payments.sandbox_records import PROVIDER_NAME, SandboxCharge, hex_ref
-from payments.webhook_schedule import format_utc
-from signatures.canonical import JsonValue, canonicalize, parse_json
+from payments.webhook_schedule import format_utc, read_event_object
+from signatures.canonical import JsonValue, canonicalize
 from signatures.envelope import ISO_4217_CURRENCIES, add_field_error, read_utc_timestamp
-from signatures.errors import CanonicalFormError, FieldError
+from signatures.errors import FieldError
 
 EVENT_ID_PREFIX = "sbx_evt_"
 _STATUS_BY_TYPE = {f"charge.{status.value}": status for status in ProviderStatus}
@@ -48,12 +48,7 @@ def parse_sandbox_event(body: bytes) -> ProviderEvent:
 
     Raises PaymentFieldError listing every refused member, with JSON Pointers into the body.
     """
-    try:
-        value = parse_json(body)
-    except CanonicalFormError as exc:
-        raise PaymentFieldError(exc.errors) from None
-    if not isinstance(value, dict):
-        raise PaymentFieldError((FieldError("", "wrong_type", "the event is a JSON object"),))
+    value = read_event_object(body)
     errors: list[FieldError] = []
     for name in sorted(set(value) ^ _EVENT_MEMBERS):
         rule, why = ("unknown_member", "not a member") if name in value else ("required", "missing")

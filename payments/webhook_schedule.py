@@ -253,10 +253,10 @@ def encode_event(event: OutboundEvent) -> bytes:
     )
 
 
-def decode_event(body: bytes) -> OutboundEvent:
-    """Parse a body made by encode_event (what an agency does after verifying the signature).
+def read_event_object(body: bytes) -> dict[str, JsonValue]:
+    """The JSON object of a webhook event body, parsed within the canonical profile.
 
-    Raises PaymentFieldError listing every refused member (JSON Pointers into the body).
+    Raises PaymentFieldError (the canonical form's errors, or the body is not an object).
     """
     try:
         value = parse_json(body)
@@ -264,6 +264,15 @@ def decode_event(body: bytes) -> OutboundEvent:
         raise PaymentFieldError(exc.errors) from None
     if not isinstance(value, dict):
         raise PaymentFieldError((FieldError("", "wrong_type", "the event is a JSON object"),))
+    return value
+
+
+def decode_event(body: bytes) -> OutboundEvent:
+    """Parse a body made by encode_event (what an agency does after verifying the signature).
+
+    Raises PaymentFieldError listing every refused member (JSON Pointers into the body).
+    """
+    value = read_event_object(body)
     errors: list[FieldError] = []
     event_id, type_name, data = value.get("id"), value.get("type"), value.get("data")
     if not isinstance(event_id, str) or _ID.fullmatch(event_id) is None:

@@ -185,7 +185,7 @@ def parse_money(obj: JsonValue, *, pointer: str) -> Money:
     errors: list[FieldError] = []
     if not isinstance(obj, dict):
         raise EnvelopeError((FieldError(pointer, RULE_WRONG_TYPE, "money must be an object"),))
-    _check_members(obj, required=MONEY_MEMBERS, optional=(), pointer=pointer, errors=errors)
+    check_members(obj, required=MONEY_MEMBERS, optional=(), pointer=pointer, errors=errors)
     amount = _amount_minor(obj.get("amount_minor"), join_pointer(pointer, "amount_minor"), errors)
     currency = _currency(obj.get("currency"), join_pointer(pointer, "currency"), errors)
     if errors or amount is None or currency is None:
@@ -274,7 +274,7 @@ def parse_envelope(value: JsonValue) -> Envelope:
     if not isinstance(value, dict):
         _add(errors, "", RULE_WRONG_TYPE, "the envelope must be a JSON object")
         raise EnvelopeError(tuple(errors))
-    _check_members(
+    check_members(
         value, required=REQUIRED_MEMBERS, optional=OPTIONAL_MEMBERS, pointer="", errors=errors
     )
     type_name = _type_name(value.get("type"), errors)
@@ -314,7 +314,7 @@ def add_field_error(errors: list[FieldError], pointer: str, rule: str, message: 
 _add = add_field_error
 
 
-def _check_members(
+def check_members(
     obj: dict[str, JsonValue],
     *,
     required: tuple[str, ...],
@@ -322,6 +322,8 @@ def _check_members(
     pointer: str,
     errors: list[FieldError],
 ) -> None:
+    """Add to errors each required member missing, each member not required or optional, and
+    each present member that is null (absence is the one spelling of "none")."""
     for name in required:
         if name not in obj:
             _add(errors, join_pointer(pointer, name), RULE_REQUIRED, f"{name} is required")
