@@ -209,6 +209,12 @@ def _handle(batch: _Batch, item: Prepared, *, at: datetime, index: int) -> dict[
     )
 
 
+def changed_kid(item: Prepared) -> str | None:
+    """The kid whose state item changes (key.suspend, key.revoke, …), or None."""
+    kid = item.envelope.payload.get("kid")
+    return kid if item.tx_type.changes_keys and isinstance(kid, str) else None
+
+
 def _record(
     batch: _Batch, item: Prepared, result: dict[str, JsonValue], *, at: datetime, index: int
 ) -> None:
@@ -251,8 +257,8 @@ def _record(
                 item.caller, item.idempotency_key, item.request_sha256, item.tx_id
             )
         )
-    changed = item.envelope.payload.get("kid")
-    if item.tx_type.changes_keys and isinstance(changed, str) and changed in batch.keys:
+    changed = changed_kid(item)
+    if changed is not None and changed in batch.keys:
         # A key that signs in this batch changed state: later items see its new state.
         batch.keys.update(registry_store.load_keys(batch.conn, [changed]))
 

@@ -119,8 +119,8 @@ class TransactionService:
             # are left out.
             result = run_in_transaction(self.engine, lambda conn: work(conn, savepoints=True))
         for item in items:
-            changed = item.envelope.payload.get("kid")
-            if item.tx_type.changes_keys and isinstance(changed, str):
+            changed = commit.changed_kid(item)
+            if changed is not None:
                 self._keys.forget(changed)
         outcomes = result.outcomes
         accepted = [o for o in outcomes if isinstance(o, commit.Accepted)]
