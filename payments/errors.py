@@ -247,3 +247,109 @@ class ReconciliationInputError(PaymentsError):
         self.side = side
         self.index = index
         self.rule = rule
+
+
+# --- handlers and payment_flow (the transaction types) ---
+
+
+class PayableNotFoundError(PaymentsError):
+    """No payable by that id or bill ID that the caller may act on (another subject's payable is
+    answered exactly as a missing one)."""
+
+    def __init__(self) -> None:
+        super().__init__("no such payable")
+
+
+class PaymentNotFoundError(PaymentsError):
+    """No payment (intent) by that id that the caller may act on."""
+
+    def __init__(self) -> None:
+        super().__init__("no such payment")
+
+
+class BillAlreadyIssuedError(PaymentsError):
+    """A payable with this bill ID and payment ID exists already (a bill is issued once)."""
+
+    def __init__(self) -> None:
+        super().__init__("a bill with this bill ID and payment ID is already issued")
+
+
+class PaymentInProgressError(PaymentsError):
+    """Another payment of the payable is under way; it must end (succeed, fail, be cancelled or
+    expire) before a new one may start, so one bill is never charged twice."""
+
+    def __init__(self, *, payable_id: str, intent_id: str) -> None:
+        super().__init__("another payment of this payable is in progress")
+        self.payable_id = payable_id
+        self.intent_id = intent_id
+
+
+class PaymentStateError(PaymentsError):
+    """The payment's state does not allow `action` (refund a payment that did not succeed,
+    confirm one that needs no action, …)."""
+
+    def __init__(self, *, intent_id: str, state: str, action: str) -> None:
+        super().__init__(f"the payment is {state}: it cannot be {action}")
+        self.intent_id = intent_id
+        self.state = state
+        self.action = action
+
+
+class UnknownChargeError(PaymentsError):
+    """A verified provider event names a charge no payment of ours has (yet). Answered so that
+    the provider delivers it again later: the charge may not be attached yet."""
+
+    def __init__(self, *, provider: str) -> None:
+        super().__init__(f"{provider}: the event's charge belongs to no payment here")
+        self.provider = provider
+
+
+# --- refund_store (S1) ---
+
+
+class RefundLimitError(PaymentsError):
+    """The payment `intent_id` already has `limit` refunds (failed ones included); one more is
+    refused. Partial refunds are few: more is a loop or abuse, and it bounds every list of them.
+    """
+
+    def __init__(self, *, intent_id: str, limit: int) -> None:
+        super().__init__(f"the payment already has {limit} refunds")
+        self.intent_id = intent_id
+        self.limit = limit
+
+
+# --- outbound_store, webhook_sender (S2) ---
+
+
+class WebhookEndpointLimitError(PaymentsError):
+    """The agency already has `limit` active webhook endpoints (MAX_ENDPOINTS_PER_AGENCY):
+    deactivate one before adding another."""
+
+    def __init__(self, *, agency: str, limit: int) -> None:
+        super().__init__(f"the agency already has {limit} active webhook endpoints")
+        self.agency = agency
+        self.limit = limit
+
+
+class WebhookEndpointNotFoundError(PaymentsError):
+    """No webhook endpoint has this id."""
+
+    def __init__(self, *, endpoint_id: str) -> None:
+        super().__init__("no such webhook endpoint")
+        self.endpoint_id = endpoint_id
+
+
+class WebhookEndpointExistsError(PaymentsError):
+    """A webhook endpoint with this id is stored already (ids are never reused)."""
+
+    def __init__(self, *, endpoint_id: str) -> None:
+        super().__init__("a webhook endpoint with this id exists already")
+        self.endpoint_id = endpoint_id
+
+
+class DeliveryNotFoundError(PaymentsError):
+    """No outbound webhook delivery has this id."""
+
+    def __init__(self, *, delivery_id: str) -> None:
+        super().__init__("no such webhook delivery")
+        self.delivery_id = delivery_id
