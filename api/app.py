@@ -23,8 +23,10 @@ from api.keys import CheckpointKeyring, checkpoint_sign_note, load_checkpoint_ke
 from api.limits import RateLimiter, enforce_rate_limit, install_limits
 from api.logs import configure_logging, install_request_ids
 from api.metrics import install_metrics
+from api.payments.runtime import PaymentsRuntime
+from api.payments.setup import payments_runtime
 from api.problems import Problem, install_problem_handlers, problem_responses, problem_type
-from api.routes import keys, ledger, public_keys, transactions
+from api.routes import agency_payments, keys, ledger, payments, public_keys, transactions
 from api.settings import Settings, get_settings
 from api.transactions.registry import TypeRegistry, default_registry
 from api.transactions.service import TransactionService
@@ -49,6 +51,7 @@ def create_app(
     checkpoint_keyring: CheckpointKeyring | None = None,
     token_verifier: TokenVerifier | None = None,
     registry: TypeRegistry | None = None,
+    payments_runtime_: PaymentsRuntime | None = None,
 ) -> FastAPI:
     """Build the application; engine and keyring come from settings unless given.
 
@@ -84,9 +87,12 @@ def create_app(
     metrics = install_metrics(app)
     metrics.set_ledger_size_reader(lambda: _tree_size(engine))
     install_request_ids(app)
+    runtime = payments_runtime_ or payments_runtime(settings, engine, clock=_utc_now)
+    app.state.payments = runtime
     app.state.transactions = TransactionService(
         engine,
-        registry=registry or default_registry(certificate_trust=load_certificate_trust(settings)),
+        registry=registry
+        or default_registry(certificate_trust=load_certificate_trust(settings), payments=runtime),
         origin=settings.ledger_origin,
         sign_note=checkpoint_sign_note(keyring),
         on_outcome=metrics.transaction_outcome,
@@ -95,6 +101,8 @@ def create_app(
     app.include_router(keys.router)
     app.include_router(ledger.router)
     app.include_router(public_keys.router)
+    app.include_router(payments.router)
+    app.include_router(agency_payments.router)
     app.add_api_route(
         "/healthz", healthz, methods=["GET"], tags=["health"], responses=problem_responses()
     )
@@ -102,6 +110,10 @@ def create_app(
         "/readyz", readyz, methods=["GET"], tags=["health"], responses=problem_responses(503)
     )
     return app
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _tree_size(engine: Engine) -> int:

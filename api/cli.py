@@ -46,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print a machine-readable report")
     verify.set_defaults(run=_verify_ledger)
     add_receipt_commands(audit)
+    payments = commands.add_parser("payments", help="payments background work").add_subparsers(
+        dest="payments_command", required=True
+    )
+    worker = payments.add_parser(
+        "worker", help="deliver due webhooks to agencies and expire abandoned payments"
+    )
+    worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    worker.add_argument("--interval-s", type=float, default=5.0, help="pause between passes")
+    worker.set_defaults(run=_payments_worker)
     _add_client_commands(commands)
     add_dev_commands(commands)
     return parser
@@ -152,6 +161,12 @@ def _verify_ledger(args: argparse.Namespace) -> int:
         origin=args.origin,
         as_json=args.json,
     )
+
+
+def _payments_worker(args: argparse.Namespace) -> int:
+    from api.payments.worker import run_worker
+
+    return run_worker(once=args.once, interval_s=args.interval_s)
 
 
 def _rotate_checkpoint(args: argparse.Namespace) -> int:

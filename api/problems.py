@@ -48,6 +48,33 @@ from ledger.errors import (
     StorageInconsistentError,
     TreeSizeError,
 )
+from payments.errors import (
+    BillAlreadyIssuedError,
+    DeliveryNotFoundError,
+    DeliveryReplayLimitError,
+    DeliveryStateError,
+    FeeNotFoundError,
+    IntentEventLimitError,
+    PayableAlreadyPaidError,
+    PayableAmountError,
+    PayableNotFoundError,
+    PayableStateError,
+    PaymentFieldError,
+    PaymentInProgressError,
+    PaymentNotFoundError,
+    PaymentStateError,
+    ProviderError,
+    ProviderEventMismatchError,
+    ProviderTimeoutError,
+    RefundLimitError,
+    StaleRefundableAmountError,
+    UnknownChargeError,
+    UnknownCurrencyError,
+    WebhookEndpointExistsError,
+    WebhookEndpointLimitError,
+    WebhookEndpointNotFoundError,
+    WebhookSignatureError,
+)
 from signatures.errors import (
     CertificateError,
     ChallengeError,
@@ -164,6 +191,52 @@ ERROR_TABLE: dict[type[Exception], ProblemKind] = {
     EnvelopeError: ProblemKind(
         400, "payload-invalid", "The payload is not valid for this transaction type"
     ),
+    # Payments (payments.handlers, payments.payment_flow, api.payments).
+    PaymentFieldError: ProblemKind(400, "invalid-field", "A field is not valid"),
+    UnknownCurrencyError: ProblemKind(400, "unknown-currency", "The currency is not accepted"),
+    PayableNotFoundError: ProblemKind(404, "payable-not-found", "No such payable"),
+    PaymentNotFoundError: ProblemKind(404, "payment-not-found", "No such payment"),
+    BillAlreadyIssuedError: ProblemKind(409, "bill-already-issued", "The bill is already issued"),
+    PaymentInProgressError: ProblemKind(
+        409, "payment-in-progress", "Another payment of this payable is in progress"
+    ),
+    PayableAlreadyPaidError: ProblemKind(409, "payable-already-paid", "The payable is paid"),
+    PayableStateError: ProblemKind(409, "payable-state-conflict", "The payable's state forbids it"),
+    PayableAmountError: ProblemKind(
+        409, "amount-refused", "The amount is refused for this payable"
+    ),
+    PaymentStateError: ProblemKind(409, "payment-state-conflict", "The payment's state forbids it"),
+    StaleRefundableAmountError: ProblemKind(
+        412, "refundable-amount-changed", "The refundable amount is not the one expected"
+    ),
+    FeeNotFoundError: ProblemKind(409, "fee-not-in-force", "No fee can be charged for it today"),
+    IntentEventLimitError: ProblemKind(
+        409, "payment-event-limit", "The payment has too many events"
+    ),
+    DeliveryStateError: ProblemKind(
+        409, "delivery-state-conflict", "The delivery's state forbids it"
+    ),
+    DeliveryReplayLimitError: ProblemKind(429, "delivery-replay-limit", "Too many replays"),
+    RefundLimitError: ProblemKind(409, "refund-limit", "The payment has the most refunds allowed"),
+    DeliveryNotFoundError: ProblemKind(404, "delivery-not-found", "No such delivery"),
+    WebhookEndpointNotFoundError: ProblemKind(404, "endpoint-not-found", "No such endpoint"),
+    WebhookEndpointExistsError: ProblemKind(409, "already-exists", "It already exists"),
+    WebhookEndpointLimitError: ProblemKind(
+        429, "endpoint-limit", "The agency has the most webhook endpoints allowed"
+    ),
+    WebhookSignatureError: ProblemKind(
+        400, "webhook-signature", "The webhook signature is refused"
+    ),
+    ProviderEventMismatchError: ProblemKind(
+        400, "provider-event-mismatch", "The event does not match its payment"
+    ),
+    UnknownChargeError: ProblemKind(
+        409, "unknown-charge", "No payment has this charge yet; deliver it again later"
+    ),
+    ProviderTimeoutError: ProblemKind(
+        504, "provider-timeout", "The payment provider did not answer in time"
+    ),
+    ProviderError: ProblemKind(502, "provider-error", "The payment provider refused or failed"),
 }
 _BELOW_MINIMUM = ProblemKind(400, "below-minimum", "A minimum was not met")
 VALIDATION = ProblemKind(400, "invalid-request", "The request is not valid")
@@ -199,6 +272,14 @@ def problem_from_error(exc: Exception) -> Problem:
     if isinstance(exc, TreeSizeError):
         field = _FIELD_ALIASES.get(exc.field, exc.field)
         errors = (FieldError(field=field, rule="range", message=str(exc)),)
+    if isinstance(exc, PaymentFieldError):
+        errors = tuple(
+            FieldError(field=e.pointer, rule=e.rule, message=e.message) for e in exc.errors
+        )
+    if isinstance(exc, PayableAmountError):
+        errors = (FieldError(field="amount", rule=exc.rule, message=str(exc)),)
+    if isinstance(exc, WebhookSignatureError):
+        errors = (FieldError(field="signature", rule=exc.rule, message=str(exc)),)
     if isinstance(exc, EnvelopeError):
         errors = tuple(
             FieldError(field="/envelope" + e.pointer, rule=e.rule, message=e.message)

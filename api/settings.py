@@ -49,6 +49,22 @@ class Settings(BaseSettings):
     # Requests per subject per minute, per worker process (api/limits.py).
     rate_limit_per_minute: int = 600
 
+    # Payments (docs/PAYMENTS.md). Providers offered to payers, comma-separated: "sandbox" (the
+    # embedded, offline one; refused in prod unless payments_allow_sandbox) and "stripe".
+    # Unset: the sandbox in dev and test, none in prod.
+    payment_providers: str | None = None
+    payments_allow_sandbox: bool = False
+    # The sandbox signs its webhooks with this secret (generated under var/keys in dev).
+    sandbox_webhook_secret_file: Path = Path("var/keys/sandbox-webhook.secret")
+    stripe_api_key: SecretStr | None = None
+    # Comma-separated whsec_… secrets (several during rotation).
+    stripe_webhook_secrets: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    # Outbound webhooks to agencies: the Ed25519 key of Pishkhan-Signature-Ed25519, and whether
+    # agencies may register http:// endpoints on loopback (tests and local development only).
+    webhook_key_file: Path = Path("var/keys/webhook-ed25519.pem")
+    webhook_allow_loopback_http: bool = False
+
     @field_validator("ledger_origin")
     @classmethod
     def _origin_is_one_line(cls, value: str) -> str:
@@ -63,6 +79,12 @@ class Settings(BaseSettings):
     @property
     def may_generate_keys(self) -> bool:
         return self.generate_keys or self.env == "dev"
+
+    @property
+    def payment_provider_names(self) -> frozenset[str]:
+        if self.payment_providers is None:
+            return frozenset() if self.env == "prod" else frozenset({"sandbox"})
+        return frozenset(n.strip() for n in self.payment_providers.split(",") if n.strip())
 
 
 @lru_cache(maxsize=1)

@@ -12,9 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
 
 from api.auth import Role
+from api.payments.runtime import PaymentsRuntime
+from payments import handlers as payment_handlers
 from signatures import registry_handlers, registry_payloads
+from signatures.canonical import JsonValue
 from signatures.envelope import Envelope
 from signatures.jwk import PublicJwk
 from signatures.registry_handlers import Handler
@@ -29,6 +35,10 @@ class TransactionType:
     validate_payload: pure; raises signatures.errors.EnvelopeError naming /payload/... fields.
     possession_key: for a registration, the key the JWS must verify with (proof of possession)
     instead of a registered one; None for every other type.
+    after_commit: work that must follow the commit but may not run under the ledger lock (a
+    payment's charge at its provider): called with the transaction id and envelope once the
+    transaction is recorded, and again on every idempotent retry of it, so it must be
+    idempotent. Its failure does not undo the transaction; it is logged.
     """
 
     name: str
@@ -39,6 +49,7 @@ class TransactionType:
     handler: Handler
     possession_key: Callable[[Envelope], PublicJwk] | None = None
     changes_keys: bool = False
+    after_commit: Callable[[str, Envelope], None] | None = None
 
 
 class TypeRegistry:
@@ -104,10 +115,65 @@ def _key_types(handlers: Mapping[str, Handler]) -> list[TransactionType]:
     ]
 
 
+_AGENCIES = frozenset({Role.AGENCY})
+_PAYERS = frozenset({Role.CITIZEN, Role.BUSINESS})
+
+
+def payment_types(runtime: PaymentsRuntime) -> list[TransactionType]:
+    """bill.issue, fee.issue and refund.create (agencies) and payment.create (payers; a business
+    representative pays for the entity with on_behalf_of). A payment's charge and a refund's
+    provider call follow the commit (runtime.charge, runtime.refund)."""
+    config = runtime.config
+    h = payment_handlers
+
+    def bill(conn: Connection, envelope: Envelope, **at: Any) -> dict[str, JsonValue]:
+        return h.handle_bill_issue(conn, envelope, config=config, **at)
+
+    def fee(conn: Connection, envelope: Envelope, **at: Any) -> dict[str, JsonValue]:
+        return h.handle_fee_issue(conn, envelope, config=config, **at)
+
+    def pay(conn: Connection, envelope: Envelope, **at: Any) -> dict[str, JsonValue]:
+        return h.handle_payment_create(conn, envelope, config=config, **at)
+
+    def agency_type(
+        name: str, validate: Callable[[Envelope], object], handler: Any
+    ) -> TransactionType:
+        return TransactionType(name, 1, _AGENCIES, False, validate, handler)
+
+    return [
+        agency_type("bill.issue", lambda e: h.parse_bill_issue(e, config=config), bill),
+        agency_type("fee.issue", h.parse_fee_issue, fee),
+        TransactionType(
+            "payment.create",
+            1,
+            _PAYERS,
+            True,
+            lambda e: h.parse_payment_create(e, config=config),
+            pay,
+            after_commit=runtime.charge,
+        ),
+        TransactionType(
+            "refund.create",
+            1,
+            _AGENCIES,
+            False,
+            h.parse_refund_create,
+            h.handle_refund_create,
+            after_commit=runtime.refund,
+        ),
+    ]
+
+
 def default_registry(
-    *, certificate_trust: registry_handlers.CertificateTrust | None = None
+    *,
+    certificate_trust: registry_handlers.CertificateTrust | None = None,
+    payments: PaymentsRuntime | None = None,
 ) -> TypeRegistry:
     """Every transaction type the service accepts. Without certificate_trust, a key
-    registration presenting an X.509 chain is refused."""
+    registration presenting an X.509 chain is refused; without payments, no payment type is
+    registered."""
     handlers = registry_handlers.make_handlers(certificate_trust=certificate_trust)
-    return TypeRegistry(_key_types(handlers))
+    types = _key_types(handlers)
+    if payments is not None:
+        types += payment_types(payments)
+    return TypeRegistry(types)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ from api.transactions.receipts import build_receipts
 from api.transactions.registry import TypeRegistry
 from ledger import store
 from signatures.canonical import JsonValue
+from signatures.envelope import Envelope, parse_envelope_json
+
+logger = logging.getLogger("pishkhan.transactions")
 
 Clock = Callable[[], datetime]
 
@@ -45,6 +49,8 @@ class Submitted:
     tx_id: str
     receipt: dict[str, JsonValue]
     replayed: bool  # an idempotent retry answered from storage
+    type_name: str = ""
+    envelope_json: str | None = None  # the stored envelope of a replay (for after_commit)
 
 
 class _LazyReader:
@@ -150,7 +156,8 @@ class TransactionService:
                 raise commit.idempotency_conflict()
             row = tx_store.get_transaction(conn, found.tx_id)
             assert row is not None, "an idempotency key always names a stored transaction"
-            return Submitted(row.id, self._receipt(conn, row, row.receipt_tree_size), True)
+            receipt = self._receipt(conn, row, row.receipt_tree_size)
+            return Submitted(row.id, receipt, True, row.type, row.envelope)
 
     def _receipt(
         self, conn: Connection, row: tx_store.TxRow, tree_size: int
@@ -184,6 +191,7 @@ class TransactionService:
         key = checks.check_idempotency_key(idempotency_key)
         prepared = await anyio.to_thread.run_sync(self._prepare, body, principal, key)
         if isinstance(prepared, Submitted):
+            await self._after_replay(prepared)
             return prepared
         type_name = prepared.envelope.type
         outcome = await self._committer.submit(prepared)
@@ -200,7 +208,25 @@ class TransactionService:
             return stored
         self._on_outcome(type_name, "accepted")
         assert outcome.receipt is not None
-        return Submitted(outcome.tx_id, outcome.receipt, False)
+        await self._after_commit(prepared.tx_type.after_commit, outcome.tx_id, prepared.envelope)
+        return Submitted(outcome.tx_id, outcome.receipt, False, type_name)
+
+    async def _after_commit(
+        self, hook: Callable[[str, Envelope], None] | None, tx_id: str, envelope: Envelope
+    ) -> None:
+        if hook is None:
+            return
+        try:
+            await anyio.to_thread.run_sync(hook, tx_id, envelope)
+        except Exception as exc:  # the transaction stands; a retry runs the hook again
+            logger.error("after_commit of %s failed: %s", envelope.type, type(exc).__name__)
+
+    async def _after_replay(self, submitted: Submitted) -> None:
+        tx_type = self.registry.get(submitted.type_name)
+        if tx_type is None or tx_type.after_commit is None or submitted.envelope_json is None:
+            return
+        envelope = parse_envelope_json(submitted.envelope_json.encode())
+        await self._after_commit(tx_type.after_commit, submitted.tx_id, envelope)
 
     # --- GET ----------------------------------------------------------------------------------
 

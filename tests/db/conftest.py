@@ -38,3 +38,7 @@ def append_leaves(engine: Engine, signer: NoteSigner, leaves: list[bytes]) -> st
             sign_note=lambda body: sign_note(body, [signer]),
             now=datetime.now(UTC),
         )
+
+
+# The payments world (tests/db/payments_world.py), a fixture for the payments tests.
+from tests.db.payments_world import world  # noqa: E402, F401

@@ -32,6 +32,12 @@ from ledger.errors import (
     StorageInconsistentError,
     TreeSizeError,
 )
+from payments.errors import (
+    PayableAmountError,
+    PaymentsError,
+    ProviderTimeoutError,
+    StaleRefundableAmountError,
+)
 from signatures.errors import SignaturesError
 
 # A message that must never leave the process or reach the log.
@@ -89,7 +95,7 @@ def test_package_errors_map_through_the_one_table(
 
 def test_every_table_entry_is_one_of_our_types() -> None:
     for cls, kind in ERROR_TABLE.items():
-        assert issubclass(cls, LedgerError | SignaturesError)
+        assert issubclass(cls, LedgerError | SignaturesError | PaymentsError)
         assert 400 <= kind.status < 600
         assert problem_type(kind.slug).startswith(PROBLEM_TYPE_BASE)
 
@@ -258,3 +264,23 @@ def test_openapi_documents_problems_and_no_422() -> None:
     for path in spec["paths"].values():
         for operation in path.values():
             assert "422" not in operation["responses"]
+
+
+def test_payment_refusals_name_their_fields_and_rules() -> None:
+    refused = PayableAmountError(
+        "more than is owed",
+        rule="exceeds_outstanding",
+        payable_id="p",
+        amount_minor=2,
+        limit_minor=1,
+    )
+    problem = problem_from_error(refused)
+    assert (problem.status, problem.type) == (409, problem_type("amount-refused"))
+    assert problem.errors == (
+        FieldError(field="amount", rule="exceeds_outstanding", message="more than is owed"),
+    )
+    stale = problem_from_error(StaleRefundableAmountError(5, 3, payable_id="p"))
+    assert (stale.status, stale.detail) == (412, "expected 5 refundable, but 3 are")
+    timeout = problem_from_error(ProviderTimeoutError("slow", provider="stripe", retryable=True))
+    assert (timeout.status, timeout.detail) == (504, None)
+    assert timeout.instance is not None

@@ -1,0 +1,80 @@
+"""The payments world of the storage tests: the service in process (FastAPI TestClient) with the
+sandbox provider on the test database, an agency with a registered key, and a clock the tests
+move. After each test, the journal must balance per currency."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from api.app import create_app
+from api.payments.setup import payments_runtime
+from api.settings import Settings
+from ledger.note import NoteSigner
+from payments import journal_store
+from payments.sandbox import SandboxProvider
+from payments.sandbox_sql import SqlSandboxRecords
+from signatures.client import generate_private_key
+from tests.db.conftest import ORIGIN
+from tests.db.test_transactions_pipeline import Party, register
+from tests.idp import bearer, verifier
+
+SANDBOX_SECRET = b"sandbox-test-secret-0123456789abcdef"
+
+
+class Clock:
+    """The payments runtime's and the sandbox's clock, moved by the tests."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class World:
+    client: TestClient
+    engine: Engine
+    signer: NoteSigner
+    clock: Clock
+    sandbox: SandboxProvider
+    agency: Party
+    rng: random.Random
+
+
+@pytest.fixture
+def world(engine: Engine, signer: NoteSigner) -> Iterator[World]:
+    settings = Settings.model_construct(ledger_origin=ORIGIN, rate_limit_per_minute=10_000)
+    clock = Clock()
+    sandbox = SandboxProvider(
+        records=SqlSandboxRecords(engine), now=clock, webhook_secrets=[SANDBOX_SECRET]
+    )
+    runtime = payments_runtime(settings, engine, clock=clock, providers={"sandbox": sandbox})
+    app = create_app(
+        settings,
+        engine=engine,
+        checkpoint_signer=signer,
+        token_verifier=verifier(),
+        payments_runtime_=runtime,
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        agency = Party(
+            "agency:water-tehran",
+            bearer("agency:water-tehran", "agency"),
+            generate_private_key("EdDSA"),
+        )  # type: ignore[arg-type]
+        register(client, agency)
+        yield World(client, engine, signer, clock, sandbox, agency, random.Random(7))
+    with engine.connect() as conn:
+        totals = journal_store.book_totals(conn)
+    assert all(total == 0 for total in totals.values()), totals
