@@ -339,16 +339,21 @@ class Stack:
 Bodies = Callable[[int, int], list[bytes]]  # (client, count) -> its next bodies, in order
 
 
+def closed_count(stack: Stack, warmup: Stats, count: int) -> int:
+    """How many requests the closed loop sends: `count`, or fewer on a slow server.
+
+    Signed bodies go stale (created_at ±300 s): on a server slower than expected, shorten the
+    closed loop to about MAX_CLOSED_PHASE_S at the warm-up's rate rather than time refusals.
+    """
+    cut = min(count, max(len(stack.headers), int(warmup.accepted_per_s * MAX_CLOSED_PHASE_S)))
+    if cut < count:
+        log(f"{stack.name}: closed loop cut to {cut} (warm-up {warmup.accepted_per_s:.0f}/s)")
+    return cut
+
+
 def run_stack(stack: Stack, bodies: Bodies, args: argparse.Namespace) -> None:
     warmup = run_phase(stack, bodies, "warmup", args, args.count)
-    # Signed bodies go stale (created_at ±300 s): on a server slower than expected, shorten the
-    # closed loop to about MAX_CLOSED_PHASE_S at the warm-up's rate rather than time refusals.
-    count = min(
-        args.count, max(len(stack.headers), int(warmup.accepted_per_s * MAX_CLOSED_PHASE_S))
-    )
-    if count < args.count:
-        log(f"{stack.name}: closed loop cut to {count} (warm-up {warmup.accepted_per_s:.0f}/s)")
-    closed = run_phase(stack, bodies, "closed", args, count)
+    closed = run_phase(stack, bodies, "closed", args, closed_count(stack, warmup, args.count))
     total = round(args.rate * args.rate_seconds)
     if args.rate > closed.accepted_per_s:
         log(f"{stack.name}: {args.rate:g}/s offered is over capacity: the open loop times a queue")
@@ -389,16 +394,18 @@ def pg_database(admin_url: str) -> Iterator[str]:
         yield url
 
 
-def register_lanes(base: str, token: Callable[[str], str], args: argparse.Namespace) -> list[Lane]:
-    """--concurrency citizens, each with a registered key A and --b-keys keys B (untimed)."""
+def register_lanes(
+    base: str, token: Callable[[str], str], *, clients: int, b_keys: int
+) -> list[Lane]:
+    """`clients` citizens, each with a registered key A and `b_keys` keys B (untimed)."""
     rng, subjects = random.Random(SEED), set[str]()
-    while len(subjects) < args.concurrency:
+    while len(subjects) < clients:
         subjects.add(national_id(rng))
 
     def one(subject: str) -> Lane:
         with httpx.Client(base_url=base, timeout=HTTP_TIMEOUT_S) as http:
             client = ApiClient(http, subject=subject, token=token(subject))
-            return client.lane(b_keys=args.b_keys)[0]
+            return client.lane(b_keys=b_keys)[0]
 
     with ThreadPoolExecutor(REGISTER_THREADS) as pool:
         return list(pool.map(one, sorted(subjects)))
@@ -430,7 +437,7 @@ def bench_pishkhan(
         pishkhan_server(db_url, workdir, extra_env=extra) as info,
     ):
         started = time.perf_counter()
-        lanes = register_lanes(info.base, info.token, args)
+        lanes = register_lanes(info.base, info.token, clients=args.concurrency, b_keys=args.b_keys)
         log(f"pishkhan: {len(lanes)} clients registered in {time.perf_counter() - started:.1f} s")
         headers = [{"Authorization": f"Bearer {lane.token}", **JSON} for lane in lanes]
         bodies = [lane.bodies for lane in lanes]
