@@ -9,7 +9,7 @@ that may meet an existing row use ON CONFLICT DO NOTHING, the rest select first.
 
 The delivery log column is canonical JSON, oldest entry first:
 {"kind":"attempt","at":RFC 3339,"status_code":int|null,"error":str|null,"duration_ms":int} or
-{"kind":"replay","at":RFC 3339,"previous_state":state}. encode_log / decode_log round-trip it
+{"kind":"replay","at":RFC 3339,"from":state}. encode_log / decode_log round-trip it
 exactly.
 """
 
@@ -44,7 +44,7 @@ from payments.webhook_schedule import (
     LogEntry,
     OutboundEvent,
     encode_event,
-    format_utc,
+    log_json,
     new_delivery,
 )
 from payments.webhook_signing import MAX_SECRETS, MIN_SECRET_BYTES
@@ -385,28 +385,9 @@ def delivery_agency(conn: Connection, delivery_id: str) -> str | None:
 
 
 def encode_log(log: Sequence[LogEntry]) -> str:
-    """The delivery log as canonical JSON text (the webhook_deliveries.log column)."""
-    entries: list[JsonValue] = []
-    for entry in log:
-        if isinstance(entry, DeliveryReplay):
-            entries.append(
-                {
-                    "kind": "replay",
-                    "at": format_utc(entry.at),
-                    "previous_state": entry.previous_state.value,
-                }
-            )
-        else:
-            entries.append(
-                {
-                    "kind": "attempt",
-                    "at": format_utc(entry.at),
-                    "status_code": entry.status_code,
-                    "error": entry.error,
-                    "duration_ms": entry.duration_ms,
-                }
-            )
-    return canonicalize(entries).decode("utf-8")
+    """The delivery log as canonical JSON text (the webhook_deliveries.log column), in the
+    shape webhook_schedule.log_json gives the API."""
+    return canonicalize(log_json(log)).decode("utf-8")
 
 
 def decode_log(text: str) -> tuple[LogEntry, ...]:
@@ -424,8 +405,8 @@ def _decode_entry(item: JsonValue) -> LogEntry:
     if not isinstance(item, dict):
         raise ValueError("a delivery log entry is not an object")
     kind, at = item.get("kind"), _parse_utc(item.get("at"))
-    if kind == "replay" and set(item) == {"kind", "at", "previous_state"}:
-        return DeliveryReplay(at=at, previous_state=DeliveryState(str(item["previous_state"])))
+    if kind == "replay" and set(item) == {"kind", "at", "from"}:
+        return DeliveryReplay(at=at, previous_state=DeliveryState(str(item["from"])))
     if kind == "attempt" and set(item) == {"kind", "at", "status_code", "error", "duration_ms"}:
         status, error, duration = item["status_code"], item["error"], item["duration_ms"]
         if (

@@ -309,12 +309,8 @@ def fail_charge(
     assert before is not None
     if is_terminal(before.intent.state):
         return before
-    moved, event = transition(
-        before.intent, to=IntentState.FAILED, cause=Cause.PROVIDER_FAILED, at=at, detail=code
-    )
-    after = replace(before, intent=moved, failure_code=code, updated_at=at)
-    _settle(conn, after, [event])
-    return after
+    failed = replace(before, failure_code=code)
+    return _move(conn, failed, to=IntentState.FAILED, cause=Cause.PROVIDER_FAILED, at=at)
 
 
 def apply_webhook_event(conn: Connection, event: ProviderEvent, *, received_at: datetime) -> str:
@@ -422,12 +418,7 @@ def cancel_uncharged(
     assert before is not None
     if is_terminal(before.intent.state):
         return before
-    moved, event = transition(
-        before.intent, to=IntentState.CANCELLED, cause=Cause.PAYER_CANCELLED, at=at
-    )
-    after = replace(before, intent=moved, updated_at=at)
-    _settle(conn, after, [event])
-    return after
+    return _move(conn, before, to=IntentState.CANCELLED, cause=Cause.PAYER_CANCELLED, at=at)
 
 
 def record_confirmation(
@@ -440,9 +431,21 @@ def record_confirmation(
     state = before.intent.state
     if state is not IntentState.REQUIRES_ACTION:
         raise PaymentStateError(intent_id=intent_id, state=state.value, action="confirmed")
-    moved, event = transition(
-        before.intent, to=IntentState.PROCESSING, cause=Cause.PAYER_CONFIRMED, at=at
-    )
+    return _move(conn, before, to=IntentState.PROCESSING, cause=Cause.PAYER_CONFIRMED, at=at)
+
+
+def _move(
+    conn: Connection,
+    before: intent_store.StoredIntent,
+    *,
+    to: IntentState,
+    cause: Cause,
+    at: datetime,
+) -> intent_store.StoredIntent:
+    """One transition of a locked intent, saved and acted on (the failure code, if any, is
+    already on `before`)."""
+    detail = (before.failure_code or "") if to is IntentState.FAILED else ""
+    moved, event = transition(before.intent, to=to, cause=cause, at=at, detail=detail)
     after = replace(before, intent=moved, updated_at=at)
     _settle(conn, after, [event])
     return after

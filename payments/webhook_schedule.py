@@ -14,7 +14,7 @@ Pure code: no I/O, no clock (every time is passed in, timezone-aware).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -298,10 +298,11 @@ def format_utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def delivery_log_json(delivery: Delivery) -> Mapping[str, JsonValue]:
-    """The delivery log as JSON for the admin delivery view and replay audits."""
+def log_json(log: Sequence[LogEntry]) -> list[JsonValue]:
+    """A delivery log as JSON, oldest first: {"kind": "attempt", "at", "status_code", "error",
+    "duration_ms"} or {"kind": "replay", "at", "from"} (the state it was replayed from)."""
     entries: list[JsonValue] = []
-    for entry in delivery.log:
+    for entry in log:
         if isinstance(entry, DeliveryReplay):
             entries.append(
                 {"kind": "replay", "at": format_utc(entry.at), "from": entry.previous_state.value}
@@ -316,6 +317,12 @@ def delivery_log_json(delivery: Delivery) -> Mapping[str, JsonValue]:
                     "duration_ms": entry.duration_ms,
                 }
             )
+    return entries
+
+
+def delivery_log_json(delivery: Delivery) -> Mapping[str, JsonValue]:
+    """The delivery log as JSON for the admin delivery view and replay audits."""
+    entries = log_json(delivery.log)
     return {
         "delivery_id": delivery.delivery_id,
         "event_id": delivery.event_id,

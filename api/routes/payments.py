@@ -95,6 +95,12 @@ def _next_cursor(at: datetime, ident: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _page(items: list[Any], keys: list[tuple[datetime, str]], *, limit: int) -> dict[str, Any]:
+    """A page of items with the cursor of its last row when the page is full."""
+    more = len(keys) == limit
+    return {"items": items, "next_cursor": _next_cursor(*keys[-1]) if more and keys else None}
+
+
 # --- payables ------------------------------------------------------------------------------------
 
 
@@ -119,13 +125,11 @@ def list_payables(
             limit=limit,
         ),
     )
-    last = rows[-1] if len(rows) == limit else None
-    return {
-        "items": [payment_flow.payable_json(r) for r in rows],
-        "next_cursor": None
-        if last is None
-        else _next_cursor(last.issued_at, last.payable.payable_id),
-    }
+    return _page(
+        [payment_flow.payable_json(r) for r in rows],
+        [(r.issued_at, r.payable.payable_id) for r in rows],
+        limit=limit,
+    )
 
 
 def _visible_payable(subject: str, stored: payable_store.StoredPayable | None) -> bool:
@@ -208,13 +212,11 @@ def list_payments(
             limit=limit,
         ),
     )
-    last = rows[-1] if len(rows) == limit else None
-    return {
-        "items": [payment_flow.intent_json(r) for r in rows],
-        "next_cursor": None
-        if last is None
-        else _next_cursor(last.intent.created_at, last.intent.intent_id),
-    }
+    return _page(
+        [payment_flow.intent_json(r) for r in rows],
+        [(r.intent.created_at, r.intent.intent_id) for r in rows],
+        limit=limit,
+    )
 
 
 def _payment_view(conn: Connection, intent_id: str, subject: str) -> dict[str, Any]:

@@ -386,8 +386,8 @@ def test_the_log_round_trips_exactly(engine: Engine) -> None:
         "{}",
         "[1]",
         '[{"kind":"attempt","at":"2025-03-21T08:00:00Z"}]',
-        '[{"at":"2025-03-21T08:00:00","kind":"replay","previous_state":"dead"}]',
-        '[{"at":"2025-03-21T08:00:00Z","kind":"replay","previous_state":"lost"}]',
+        '[{"at":"2025-03-21T08:00:00","kind":"replay","from":"dead"}]',
+        '[{"at":"2025-03-21T08:00:00Z","kind":"replay","from":"lost"}]',
         '[{"at":"2025-03-21T08:00:00Z","duration_ms":true,"error":null,"kind":"attempt",'
         '"status_code":200}]',
         "not json",
