@@ -317,10 +317,7 @@ def apply_webhook_event(conn: Connection, event: ProviderEvent, *, received_at: 
     """Apply a verified provider event; returns its outcome (applied, unchanged, duplicate,
     stale, refused). Raises UnknownChargeError when no intent has the charge (nothing is
     recorded, so the provider's redelivery is applied later), ProviderEventMismatchError."""
-    peek = intent_store.find_intent_by_ref(
-        conn, provider=event.provider, provider_ref=event.charge_ref
-    )
-    found = None if peek is None else lock_intent(conn, peek.intent.intent_id)
+    found = _intent_of_event(conn, event)
     if found is None:
         raise UnknownChargeError(provider=event.provider)
     intent_id = found.intent.intent_id
@@ -345,6 +342,25 @@ def apply_webhook_event(conn: Connection, event: ProviderEvent, *, received_at: 
         conn, provider=event.provider, event_id=event.event_id, intent_id=intent_id, outcome=outcome
     )
     return outcome
+
+
+def _intent_of_event(conn: Connection, event: ProviderEvent) -> intent_store.StoredIntent | None:
+    """The locked intent the event is about: by the charge reference, else by the intent id the
+    provider echoes when our intent never learnt its charge (the answer to the charge call was
+    lost), which attaches the charge now."""
+    peek = intent_store.find_intent_by_ref(
+        conn, provider=event.provider, provider_ref=event.charge_ref
+    )
+    if peek is not None:
+        return lock_intent(conn, peek.intent.intent_id)
+    if event.intent_id is None:
+        return None
+    found = lock_intent(conn, event.intent_id)
+    if found is None or found.intent.provider != event.provider or found.intent.provider_ref:
+        return None
+    attached = replace(found, intent=attach_charge(found.intent, provider_ref=event.charge_ref))
+    intent_store.save_intent(conn, attached)
+    return attached
 
 
 def expire_intent(conn: Connection, intent_id: str, *, now: datetime) -> bool:

@@ -82,6 +82,9 @@ class ProviderEvent:
     currency: str
     occurred_at: datetime
     failure_code: str | None = None
+    # Our intent id, when the provider echoes it (Stripe metadata, the sandbox's body): how an
+    # event finds a charge whose creation answer never reached us.
+    intent_id: str | None = None
 
 
 class SettlementKind(StrEnum):

@@ -19,7 +19,16 @@ from signatures.errors import FieldError
 EVENT_ID_PREFIX = "sbx_evt_"
 _STATUS_BY_TYPE = {f"charge.{status.value}": status for status in ProviderStatus}
 _EVENT_MEMBERS = frozenset(
-    {"id", "type", "occurred_at", "charge_ref", "amount_minor", "currency", "failure_code"}
+    {
+        "id",
+        "type",
+        "occurred_at",
+        "charge_ref",
+        "intent_id",
+        "amount_minor",
+        "currency",
+        "failure_code",
+    }
 )
 
 
@@ -36,6 +45,7 @@ def event_body(charge: SandboxCharge, status: ProviderStatus, occurred_at: datet
             "type": f"charge.{status.value}",
             "occurred_at": format_utc(occurred_at),
             "charge_ref": charge.provider_ref,
+            "intent_id": charge.intent_id,
             "amount_minor": charge.amount_minor,
             "currency": charge.currency,
             "failure_code": charge.failure_code if status is ProviderStatus.FAILED else None,
@@ -68,6 +78,7 @@ def parse_sandbox_event(body: bytes) -> ProviderEvent:
         add_field_error(errors, "/failure_code", "wrong_type", "a string or null is required")
     occurred_at = read_utc_timestamp(value.get("occurred_at"), "/occurred_at", errors)
     event_id, charge_ref = _text(value, "id", errors), _text(value, "charge_ref", errors)
+    intent_id = _text(value, "intent_id", errors)
     if errors or status is None or occurred_at is None or not isinstance(amount, int):
         raise PaymentFieldError(tuple(errors))
     return ProviderEvent(
@@ -79,6 +90,7 @@ def parse_sandbox_event(body: bytes) -> ProviderEvent:
         currency=currency,
         occurred_at=occurred_at,
         failure_code=failure_code if isinstance(failure_code, str) else None,
+        intent_id=intent_id,
     )
 
 

@@ -232,7 +232,15 @@ def provider_event_from_stripe_event(event: JsonObject) -> ProviderEvent:
         currency=_currency(obj, pointer),
         occurred_at=datetime.fromtimestamp(_amount(event, "created", ""), UTC),
         failure_code=_failure_code(obj) if status is ProviderStatus.FAILED else None,
+        intent_id=_metadata_intent_id(obj),
     )
+
+
+def _metadata_intent_id(obj: JsonObject) -> str | None:
+    """metadata.intent_id as the adapter set it on the PaymentIntent, when present."""
+    metadata = obj.get("metadata")
+    value = metadata.get("intent_id") if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_IDEMPOTENCY_KEY_CHARS else None
 
 
 def signature_timestamp_s(header: str | None) -> int:

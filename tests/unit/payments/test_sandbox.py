@@ -349,7 +349,8 @@ def test_a_normal_charge_sends_one_signed_event(sandbox: SandboxProvider) -> Non
     assert event.occurred_at == T0
     assert event.failure_code is None
     assert set(json.loads(delivery.body)) == {
-        "id", "type", "occurred_at", "charge_ref", "amount_minor", "currency", "failure_code",
+        "id", "type", "occurred_at", "charge_ref", "intent_id", "amount_minor", "currency",
+        "failure_code",
     }  # fmt: skip
 
 
@@ -468,6 +469,7 @@ GOOD_EVENT = {
     "type": "charge.succeeded",
     "occurred_at": "2025-03-21T23:59:50Z",
     "charge_ref": "sbx_ch_1",
+    "intent_id": "intent-1",
     "amount_minor": 5,
     "currency": "IRR",
     "failure_code": None,
@@ -505,6 +507,7 @@ def test_a_hand_made_valid_event_parses(sandbox: SandboxProvider) -> None:
     body = json.dumps(GOOD_EVENT).encode()
     event = sandbox.parse_webhook(body, _signed(body), now=T0)
     assert (event.event_id, event.charge_ref, event.amount_minor) == ("sbx_evt_1", "sbx_ch_1", 5)
+    assert event.intent_id == "intent-1"
 
 
 @pytest.mark.parametrize("body", [b"[1]", b"{", b'{"a":1.5}'])
