@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # Comma-separated whsec_… secrets (several during rotation).
     stripe_webhook_secrets: SecretStr | None = None
     stripe_api_base: str = "https://api.stripe.com"
+    # Where Stripe sends the payer back after a 3-D Secure redirect (an https URL of the app).
+    stripe_return_url: str | None = None
+    # The fee schedules (pishkhan.fee_schedules/1); the packaged illustrative file when unset.
+    fee_schedules_file: Path | None = None
     # Outbound webhooks to agencies: the Ed25519 key of Pishkhan-Signature-Ed25519, and whether
     # agencies may register http:// endpoints on loopback (tests and local development only).
     webhook_key_file: Path = Path("var/keys/webhook-ed25519.pem")

@@ -15,7 +15,8 @@ charge is made after the transaction commits (api.payments), never under the led
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from sqlalchemy import Connection
@@ -63,6 +64,7 @@ RULE_UNKNOWN_PROVIDER = "unknown_provider"
 RULE_ONE_OF = "exactly_one_of"
 RULE_NOT_A_BILL = "not_a_bill"
 RULE_CURRENCY_MISMATCH = "currency_mismatch"
+RULE_CURRENCY_NOT_SUPPORTED = "currency_not_supported"
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _METHOD = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_PAYMENT_METHOD_CHARS}}}")
@@ -78,6 +80,9 @@ class PaymentsConfig:
     service_types: BillServiceTypes
     fee_book: FeeBook
     providers: frozenset[str]
+    # The currencies a provider takes, when it does not take every ISO 4217 one (Stripe has no
+    # IRR): a payment it cannot take is refused before it is signed into the ledger.
+    currencies: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _refuse(pointer: str, rule: str, message: str) -> EnvelopeError:
@@ -300,6 +305,10 @@ def parse_payment_create(envelope: Envelope, *, config: PaymentsConfig) -> Payme
     ):
         names = ", ".join(sorted(config.providers))
         add_field_error(errors, "/payload/provider", RULE_UNKNOWN_PROVIDER, f"one of: {names}")
+    taken = config.currencies.get(provider) if isinstance(provider, str) else None
+    if amount is not None and taken is not None and amount.currency not in taken:
+        message = "the provider does not take this currency"
+        add_field_error(errors, "/payload/amount/currency", RULE_CURRENCY_NOT_SUPPORTED, message)
     method = _text(payload, "payment_method", _METHOD, "1-64 of [A-Za-z0-9_.:-]", errors)
     payable_id = _text(payload, "payable_id", _UUID, "a payable id (lowercase UUID)", errors)
     by_id, by_bill = "payable_id" in payload, "bill_id" in payload or "payment_id" in payload

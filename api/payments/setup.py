@@ -13,12 +13,12 @@ from api.keys import service_key_passphrase
 from api.payments.runtime import PaymentsRuntime
 from api.settings import Settings
 from payments.bill_ids import DEFAULT_BILL_SERVICE_TYPES
-from payments.fees import load_default_fee_schedules
+from payments.fees import load_default_fee_schedules, load_fee_schedules
 from payments.handlers import PaymentsConfig
 from payments.providers import PaymentProvider
 from payments.sandbox import SandboxProvider
 from payments.sandbox_sql import SqlSandboxRecords
-from payments.stripe_provider import StripeProvider
+from payments.stripe_provider import STRIPE_CURRENCIES, StripeProvider
 from signatures.errors import ServiceKeyError
 from signatures.service_keys import create_ed25519, load_ed25519
 
@@ -49,6 +49,7 @@ def _stripe(settings: Settings) -> StripeProvider:
         api_key=settings.stripe_api_key.get_secret_value(),
         webhook_secrets=[w.strip() for w in whsecs if w.strip()],
         api_base=settings.stripe_api_base,
+        return_url=settings.stripe_return_url,
     )
 
 
@@ -82,12 +83,15 @@ def payments_runtime(
     clock: Callable[[], datetime],
     providers: dict[str, PaymentProvider] | None = None,
 ) -> PaymentsRuntime:
-    """The runtime with the default bill service types and fee schedules."""
+    """The runtime with the default bill service types and the fee schedules of the settings
+    (the packaged illustrative ones when PISHKHAN_FEE_SCHEDULES_FILE is unset)."""
     chosen = build_providers(settings, engine, clock=clock) if providers is None else providers
+    fees = settings.fee_schedules_file
     config = PaymentsConfig(
         service_types=DEFAULT_BILL_SERVICE_TYPES,
-        fee_book=load_default_fee_schedules(),
+        fee_book=load_default_fee_schedules() if fees is None else load_fee_schedules(fees),
         providers=frozenset(chosen),
+        currencies={"stripe": STRIPE_CURRENCIES} if "stripe" in chosen else {},
     )
     return PaymentsRuntime(engine, config=config, providers=chosen, clock=clock)
 

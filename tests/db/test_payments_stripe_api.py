@@ -6,10 +6,7 @@ reconciliation report, against localstripe (tests/localstripe_server.py, a child
 What is paid is a fee in EUR. Bills cannot go through Stripe: bill.issue is IRR only (the
 payment ID encodes rials) and Stripe has no IRR, so the world's fee book has one EUR fee, a
 currency both payments.currency (exponent 2) and the adapter's STRIPE_CURRENCIES accept. An IRR
-bill sent to Stripe is kept as a regression of what the service does with it today.
-
-One test fails on purpose until the service changes: a charge Stripe made whose answer was lost
-is never booked (see its comment).
+bill sent to Stripe is refused before it is signed into the ledger.
 
 Every socket the tests open is checked to be a loopback one (the adapter tests' guard).
 """
@@ -39,7 +36,7 @@ from payments.providers import PaymentProvider
 from payments.sandbox import SandboxProvider
 from payments.sandbox_sql import SqlSandboxRecords
 from payments.schema import provider_events
-from payments.stripe_provider import StripeProvider
+from payments.stripe_provider import STRIPE_CURRENCIES, StripeProvider
 from signatures.canonical import JsonValue
 from signatures.client import generate_private_key
 from tests.db.conftest import ORIGIN
@@ -117,6 +114,7 @@ def stripe_world(engine: Engine, signer: NoteSigner, localstripe: LocalStripe) -
         service_types=DEFAULT_BILL_SERVICE_TYPES,
         fee_book=load_fee_schedules(EUR_FEE_BOOK),
         providers=frozenset(providers),
+        currencies={"stripe": STRIPE_CURRENCIES},
     )
     runtime = PaymentsRuntime(engine, config=config, providers=providers, clock=clock)
     app = create_app(
@@ -422,21 +420,24 @@ def test_three_d_secure_through_stripe_then_the_payer_confirms(
     assert balances(w)[("provider_clearing:stripe", EUR)] == FEE_MINOR
 
 
-def test_an_irr_bill_sent_to_stripe_fails_as_currency_not_supported_and_stays_payable(
+def test_an_irr_bill_sent_to_stripe_is_refused_before_it_is_signed_into_the_ledger(
     stripe_world: World, raw: stripe.StripeClient
 ) -> None:
-    # Stripe has no IRR. The signed instruction is accepted (the handler does not know which
-    # currencies a provider takes); the adapter refuses before calling Stripe, and the payment
-    # fails with its code, so the bill is free for another provider.
+    # Stripe has no IRR: the payload check knows the provider's currencies, so the instruction
+    # is refused (400, naming the field) instead of being recorded and failing after the commit.
     w = stripe_world
     citizen = new_party(w.client, w.rng)
     payable_id, *_ = issue_bill(w, citizen.subject)
     bill_amount = payable(w, citizen, payable_id)["amount"]
     assert isinstance(bill_amount, dict)
-    intent_id = tx_id(pay_stripe(w, citizen, payable_id, amount=bill_amount))
-    view = payment(w, citizen, intent_id)
-    assert (view["state"], view["failure_code"]) == ("failed", "currency_not_supported")
-    assert stripe_intents_of(raw, intent_id) == []
+    body = problem(pay_stripe(w, citizen, payable_id, amount=bill_amount), 400, "payload-invalid")
+    assert body["errors"] == [
+        {
+            "field": "/envelope/payload/amount/currency",
+            "rule": "currency_not_supported",
+            "message": "the provider does not take this currency",
+        }
+    ]
     assert payable(w, citizen, payable_id)["status"] == "open"
     assert balances(w) == {}
 
