@@ -51,6 +51,10 @@ from payments.webhook_schedule import OutboundEvent, OutboundEventType
 from signatures.canonical import JsonValue
 
 OUTCOME_REFUSED = "refused"  # authentic, but contradicts a succeeded payment: for an operator
+# On a created intent with no charge reference: the charge call was made but its answer lost
+# (timeout, retryable error), so the provider may hold the money. Such an intent is neither
+# expired nor cancelled until the provider has been asked again.
+OUTCOME_UNKNOWN = "charge_outcome_unknown"
 
 
 def lock_intent(conn: Connection, intent_id: str) -> intent_store.StoredIntent | None:
@@ -278,7 +282,7 @@ def apply_charge_result(
     stored = replace(
         before,
         intent=intent,
-        failure_code=result.failure_code or before.failure_code,
+        failure_code=result.failure_code or _known(before.failure_code),
         action_url=result.action_url or before.action_url,
         updated_at=at,
     )
@@ -299,6 +303,23 @@ def apply_charge_result(
     after = replace(stored, intent=moved)
     _settle(conn, after, [event])
     return after
+
+
+def _known(code: str | None) -> str | None:
+    return None if code == OUTCOME_UNKNOWN else code
+
+
+def is_outcome_unknown(stored: intent_store.StoredIntent) -> bool:
+    """Whether a charge was asked for and its answer never came (see OUTCOME_UNKNOWN)."""
+    return stored.failure_code == OUTCOME_UNKNOWN and stored.intent.provider_ref is None
+
+
+def mark_outcome_unknown(conn: Connection, intent_id: str, *, at: datetime) -> None:
+    """Record that the charge call of a created intent got no answer."""
+    before = lock_intent(conn, intent_id)
+    assert before is not None
+    if before.intent.state is IntentState.CREATED and before.intent.provider_ref is None:
+        intent_store.save_intent(conn, replace(before, failure_code=OUTCOME_UNKNOWN, updated_at=at))
 
 
 def fail_charge(

@@ -19,6 +19,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 
 from api.database import read_only, run_in_transaction
+from api.transactions import store as tx_store
 from payments import intent_store, payment_flow
 from payments.errors import (
     PaymentNotFoundError,
@@ -30,7 +31,7 @@ from payments.handlers import PaymentsConfig, parse_payment_create
 from payments.intents import Cause, IntentState
 from payments.providers import ChargeRequest, ChargeResult, PaymentProvider
 from payments.refund_store import RefundState, get_refund
-from signatures.envelope import Envelope
+from signatures.envelope import Envelope, parse_envelope_json
 
 logger = logging.getLogger("pishkhan.payments")
 
@@ -80,40 +81,60 @@ class PaymentsRuntime:
     def charge(self, intent_id: str, envelope: Envelope) -> None:
         """payment.create's after_commit: charge the intent at its provider and apply the answer.
 
-        Does nothing for an intent already charged or ended. An outcome the provider could not
-        give (timeout, a retryable error) leaves the intent created: a retry of the transaction
-        asks again with the same idempotency key, and the intent expires otherwise.
+        Does nothing for an intent already charged or ended. When the provider gives no answer
+        (timeout, a retryable error), the intent stays created and is marked
+        payment_flow.OUTCOME_UNKNOWN: a retry of the transaction, the payer's cancel and the
+        expiry sweep all ask the provider again, with the same idempotency key, before anything
+        else, so a charge that was made is never forgotten.
         """
         stored = self._intent(intent_id)
         if stored is None or stored.intent.provider_ref is not None:
             return
-        intent = stored.intent
-        if intent.state is not IntentState.CREATED:
+        if stored.intent.state is not IntentState.CREATED:
             return
-        request = parse_payment_create(envelope, config=self.config)
-        provider = self.providers[intent.provider]
+        method = parse_payment_create(envelope, config=self.config).payment_method
+        self._charge(stored, method)
+
+    def _charge(self, stored: intent_store.StoredIntent, payment_method: str) -> None:
+        intent = stored.intent
         charge = ChargeRequest(
-            intent_id=intent_id,
+            intent_id=intent.intent_id,
             amount_minor=intent.amount_minor,
             currency=intent.currency,
-            payment_method=request.payment_method,
-            idempotency_key=charge_key(intent_id),
+            payment_method=payment_method,
+            idempotency_key=charge_key(intent.intent_id),
         )
         try:
-            result = provider.create_charge(charge)
+            result = self.providers[intent.provider].create_charge(charge)
         except ProviderError as error:
-            self._charge_error(intent_id, error)
+            self._charge_error(intent.intent_id, error)
             return
         run_in_transaction(
             self.engine,
             lambda conn: payment_flow.apply_charge_result(
-                conn, intent_id, result, at=self._clock()
+                conn, intent.intent_id, result, at=self._clock()
             ),
         )
 
+    def resolve_unknown(self, intent_id: str) -> intent_store.StoredIntent | None:
+        """Ask the provider again about a charge whose answer was lost (same idempotency key,
+        so it finds the charge that was made rather than making another); the intent after."""
+        stored = self._intent(intent_id)
+        if stored is None or not payment_flow.is_outcome_unknown(stored):
+            return stored
+        row = self._read(lambda conn: tx_store.get_transaction(conn, intent_id))
+        assert row is not None, "an intent's id is its payment.create transaction's"
+        envelope = parse_envelope_json(row.envelope.encode())
+        self._charge(stored, parse_payment_create(envelope, config=self.config).payment_method)
+        return self._intent(intent_id)
+
     def _charge_error(self, intent_id: str, error: ProviderError) -> None:
         if isinstance(error, ProviderTimeoutError) or error.retryable:
-            logger.warning("charge outcome unknown (%s): the intent stays created", error.code)
+            logger.warning("charge outcome unknown (%s): asked again later", error.code)
+            run_in_transaction(
+                self.engine,
+                lambda conn: payment_flow.mark_outcome_unknown(conn, intent_id, at=self._clock()),
+            )
             return
         code = error.code or "provider_error"
         run_in_transaction(
@@ -191,6 +212,14 @@ class PaymentsRuntime:
         Raises PaymentNotFoundError, PaymentStateError (succeeded or ended), ProviderError.
         """
         stored = self._payers_intent(intent_id, payer)
+        resolved = self.resolve_unknown(intent_id)
+        stored = stored if resolved is None else resolved
+        if payment_flow.is_outcome_unknown(stored):
+            # The provider may hold the money: cancelling here could free the bill for a second
+            # charge. The payer tries again once the provider answers.
+            raise PaymentStateError(
+                intent_id=intent_id, state="outcome_unknown", action="cancelled"
+            )
         state = stored.intent.state
         if state not in (IntentState.CREATED, IntentState.REQUIRES_ACTION):
             raise PaymentStateError(intent_id=intent_id, state=state.value, action="cancelled")
@@ -241,6 +270,9 @@ class PaymentsRuntime:
         )
         expired = 0
         for intent_id in ids:
+            resolved = self.resolve_unknown(intent_id)
+            if resolved is not None and payment_flow.is_outcome_unknown(resolved):
+                continue  # the provider may hold the money: never expire it unasked
 
             def work(conn: Connection, chosen: str = intent_id) -> bool:
                 return payment_flow.expire_intent(conn, chosen, now=now)

@@ -363,3 +363,32 @@ def test_lists_show_each_caller_only_its_own(world: World) -> None:
     issued = w.client.get("/v1/payables?limit=100", headers=w.agency.headers).json()["items"]
     assert {p["payable_id"] for p in issued} == mine | {theirs}
     problem(w.client.get("/v1/payables?cursor=zzz", headers=alice.headers), 400, "invalid-cursor")
+
+
+def test_a_charge_whose_answer_timed_out_is_asked_again_never_forgotten(world: World) -> None:
+    w = world
+    citizen = new_party(w.client, w.rng)
+    payable_id, *_ = issue_bill(w, citizen.subject)
+    first = tx_id(pay(w, citizen, payable_id=payable_id, method="pm_sandbox_timeout"))
+    view = payment(w, citizen, first)
+    assert (view["state"], view["failure_code"]) == ("created", "charge_outcome_unknown")
+    problem(pay(w, citizen, payable_id=payable_id), 409, "payment-in-progress")
+    # The payer gives up; the service asks the sandbox again first, finds the charge it made,
+    # and books it instead of freeing the bill for a second charge.
+    r = w.client.post(f"/v1/payments/{first}/cancel", headers=citizen.headers)
+    problem(r, 409, "payment-state-conflict")
+    view = payment(w, citizen, first)
+    assert (view["state"], view.get("failure_code")) == ("succeeded", None)
+    assert payable(w, citizen, payable_id)["status"] == "paid"
+    assert balances(w)[("provider_clearing:sandbox", "IRR")] == AMOUNT
+
+
+def test_the_expiry_sweep_asks_about_a_lost_answer_before_expiring(world: World) -> None:
+    w = world
+    citizen = new_party(w.client, w.rng)
+    payable_id, *_ = issue_bill(w, citizen.subject)
+    first = tx_id(pay(w, citizen, payable_id=payable_id, method="pm_sandbox_timeout"))
+    w.clock.advance(INTENT_TTL_S + 1)
+    assert w.client.app.state.payments.expire_due() == 0  # type: ignore[attr-defined]
+    assert payment(w, citizen, first)["state"] == "succeeded"
+    assert payable(w, citizen, payable_id)["status"] == "paid"
