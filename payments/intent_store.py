@@ -20,7 +20,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, insert, select
+from sqlalchemy import ColumnElement, Connection, Row, and_, insert, or_, select, true
 from sqlalchemy import update as sql_update
 
 from payments.intents import (
@@ -306,9 +306,18 @@ def list_intents(
     return _with_applied(conn, conn.execute(query).all())
 
 
-def expirable_intent_ids(conn: Connection, *, now: datetime, limit: int) -> list[str]:
+def expirable_intent_ids(
+    conn: Connection,
+    *,
+    now: datetime,
+    limit: int,
+    marker: str | None = None,
+    marked: bool = False,
+) -> list[str]:
     """Ids of intents in state created or requires_action whose TTL is over (created_at +
-    INTENT_TTL_S ≤ now, as payments.intents.expire_if_due), oldest first, at most `limit`.
+    INTENT_TTL_S ≤ now, as payments.intents.expire_if_due), oldest first, at most `limit`;
+    with a `marker`, only those whose failure_code is it (marked) or only the others (not
+    marked), so that intents a sweep cannot decide never crowd out the ones it can.
 
     Raises ValueError for a limit outside 1..MAX_EXPIRY_BATCH; NaiveDatetimeError for a naive
     `now`.
@@ -316,11 +325,19 @@ def expirable_intent_ids(conn: Connection, *, now: datetime, limit: int) -> list
     if isinstance(limit, bool) or not 1 <= limit <= MAX_EXPIRY_BATCH:
         raise ValueError(f"an expiry batch holds 1..{MAX_EXPIRY_BATCH} intents")
     due = now - timedelta(seconds=INTENT_TTL_S)
+    code = payment_intents.c.failure_code
+    if marker is None:
+        by_marker: ColumnElement[bool] = true()
+    elif marked:
+        by_marker = code == marker
+    else:
+        by_marker = or_(code.is_(None), code != marker)
     query = (
         select(payment_intents.c.id)
         .where(
             payment_intents.c.state.in_(sorted(state.value for state in EXPIRABLE_STATES)),
             payment_intents.c.created_at <= due,
+            by_marker,
         )
         .order_by(payment_intents.c.created_at, payment_intents.c.id)
         .limit(limit)

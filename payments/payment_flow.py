@@ -322,6 +322,15 @@ def mark_outcome_unknown(conn: Connection, intent_id: str, *, at: datetime) -> N
         intent_store.save_intent(conn, replace(before, failure_code=OUTCOME_UNKNOWN, updated_at=at))
 
 
+def clear_outcome_unknown(conn: Connection, intent_id: str, *, code: str, at: datetime) -> None:
+    """The provider answered the repeated charge call with an error: it holds no charge under
+    our key, so the intent is an ordinary created one again (expirable, cancellable)."""
+    before = lock_intent(conn, intent_id)
+    assert before is not None
+    if is_outcome_unknown(before):
+        intent_store.save_intent(conn, replace(before, failure_code=code, updated_at=at))
+
+
 def fail_charge(
     conn: Connection, intent_id: str, *, code: str, at: datetime
 ) -> intent_store.StoredIntent:

@@ -95,7 +95,9 @@ class PaymentsRuntime:
         method = parse_payment_create(envelope, config=self.config).payment_method
         self._charge(stored, method)
 
-    def _charge(self, stored: intent_store.StoredIntent, payment_method: str) -> None:
+    def _charge(
+        self, stored: intent_store.StoredIntent, payment_method: str, *, asking_again: bool = False
+    ) -> None:
         intent = stored.intent
         charge = ChargeRequest(
             intent_id=intent.intent_id,
@@ -107,7 +109,7 @@ class PaymentsRuntime:
         try:
             result = self.providers[intent.provider].create_charge(charge)
         except ProviderError as error:
-            self._charge_error(intent.intent_id, error)
+            self._charge_error(intent.intent_id, error, asking_again=asking_again)
             return
         run_in_transaction(
             self.engine,
@@ -125,10 +127,23 @@ class PaymentsRuntime:
         row = self._read(lambda conn: tx_store.get_transaction(conn, intent_id))
         assert row is not None, "an intent's id is its payment.create transaction's"
         envelope = parse_envelope_json(row.envelope.encode())
-        self._charge(stored, parse_payment_create(envelope, config=self.config).payment_method)
+        method = parse_payment_create(envelope, config=self.config).payment_method
+        self._charge(stored, method, asking_again=True)
         return self._intent(intent_id)
 
-    def _charge_error(self, intent_id: str, error: ProviderError) -> None:
+    def _charge_error(
+        self, intent_id: str, error: ProviderError, *, asking_again: bool = False
+    ) -> None:
+        code = error.code or "provider_error"
+        if asking_again and not isinstance(error, ProviderTimeoutError):
+            # Reached, and it answers our same key with an error: it holds no charge under it.
+            run_in_transaction(
+                self.engine,
+                lambda conn: payment_flow.clear_outcome_unknown(
+                    conn, intent_id, code=code, at=self._clock()
+                ),
+            )
+            return
         if isinstance(error, ProviderTimeoutError) or error.retryable:
             logger.warning("charge outcome unknown (%s): asked again later", error.code)
             run_in_transaction(
@@ -136,7 +151,6 @@ class PaymentsRuntime:
                 lambda conn: payment_flow.mark_outcome_unknown(conn, intent_id, at=self._clock()),
             )
             return
-        code = error.code or "provider_error"
         run_in_transaction(
             self.engine,
             lambda conn: payment_flow.fail_charge(conn, intent_id, code=code, at=self._clock()),
@@ -263,13 +277,27 @@ class PaymentsRuntime:
         )
 
     def expire_due(self) -> int:
-        """Expire the intents left created or requires_action for INTENT_TTL_S; how many."""
+        """Expire the intents left created or requires_action for INTENT_TTL_S; how many.
+
+        Intents whose charge got no answer are asked about first and expired only when the
+        provider answers that it holds nothing; they are taken in their own batch, so those it
+        cannot decide never crowd out the rest.
+        """
         now = self._clock()
-        ids = self._read(
-            lambda conn: intent_store.expirable_intent_ids(conn, now=now, limit=EXPIRY_BATCH)
-        )
+
+        def due(*, unknown: bool) -> list[str]:
+            return self._read(
+                lambda conn: intent_store.expirable_intent_ids(
+                    conn,
+                    now=now,
+                    limit=EXPIRY_BATCH,
+                    marker=payment_flow.OUTCOME_UNKNOWN,
+                    marked=unknown,
+                )
+            )
+
         expired = 0
-        for intent_id in ids:
+        for intent_id in due(unknown=False) + due(unknown=True):
             resolved = self.resolve_unknown(intent_id)
             if resolved is not None and payment_flow.is_outcome_unknown(resolved):
                 continue  # the provider may hold the money: never expire it unasked
