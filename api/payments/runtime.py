@@ -305,5 +305,22 @@ class PaymentsRuntime:
             def work(conn: Connection, chosen: str = intent_id) -> bool:
                 return payment_flow.expire_intent(conn, chosen, now=now)
 
-            expired += run_in_transaction(self.engine, work)
+            if run_in_transaction(self.engine, work):
+                expired += 1
+                self._cancel_at_provider(resolved)
         return expired
+
+    def _cancel_at_provider(self, before: intent_store.StoredIntent | None) -> None:
+        """Best effort: an expired challenge is cancelled at the provider too, so the payer
+        cannot finish it later. If the payer got there first, the provider's success still
+        arrives as a correction and is booked (payment_flow), so nothing is lost either way."""
+        if before is None or before.intent.provider_ref is None:
+            return
+        if before.intent.state is not IntentState.REQUIRES_ACTION:
+            return
+        provider = self.providers[before.intent.provider]
+        key = _action_key(before.intent.intent_id, "expire")
+        try:
+            provider.cancel_charge(before.intent.provider_ref, idempotency_key=key)
+        except ProviderError as error:
+            logger.warning("cancelling an expired challenge failed (%s)", error.code)

@@ -233,6 +233,9 @@ def test_an_abandoned_challenge_expires_and_frees_the_payable(world: World) -> N
     assert w.client.app.state.payments.expire_due() == 1  # type: ignore[attr-defined]
     assert payment(w, citizen, first)["state"] == "expired"
     assert payable(w, citizen, payable_id)["status"] == "open"
+    # ... and the challenge is cancelled at the provider: the payer cannot finish it later.
+    ref = charge_ref_for(charge_key(first))
+    assert w.sandbox.retrieve_charge(ref).status.value == "cancelled"
 
 
 # --- webhooks ------------------------------------------------------------------------------------
