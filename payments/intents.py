@@ -153,6 +153,11 @@ class ProviderEventResult:
         return self.outcome is ProviderEventOutcome.APPLIED
 
 
+def provider_transition(status: ProviderStatus) -> tuple[IntentState, Cause]:
+    """The state a provider status moves an intent to, and the cause it records."""
+    return _STATUS_STATE[status]
+
+
 def is_terminal(state: IntentState) -> bool:
     """Whether `state` is succeeded, failed, cancelled or expired."""
     return state in TERMINAL_STATES

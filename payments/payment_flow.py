@@ -11,7 +11,6 @@ outbound event's id is deterministic and queued once, and the intent's own state
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -35,6 +34,7 @@ from payments.intents import (
     expire_if_due,
     is_terminal,
     marks_paid,
+    provider_transition,
     transition,
 )
 from payments.journal import JournalEntry, payment_entry, refund_entry, unallocated_payment_entry
@@ -163,18 +163,15 @@ def release_if_ended(
 # --- consequences of an intent's events ----------------------------------------------------------
 
 
-def _settle(
-    conn: Connection, after: intent_store.StoredIntent, events: Sequence[IntentEvent]
-) -> None:
-    """Save the intent and its events, then act on each event."""
-    intent_store.save_intent(conn, after, events=events)
-    for event in events:
-        if marks_paid(event):
-            _book_payment(conn, after, at=event.at)
-        elif is_terminal(event.to_state):
-            _release(conn, after)
-            if event.to_state is IntentState.FAILED:
-                _notify(conn, after, OutboundEventType.PAYMENT_FAILED, at=event.at)
+def _settle(conn: Connection, after: intent_store.StoredIntent, event: IntentEvent) -> None:
+    """Save the intent and its new event, then act on the event."""
+    intent_store.save_intent(conn, after, events=[event])
+    if marks_paid(event):
+        _book_payment(conn, after, at=event.at)
+    elif is_terminal(event.to_state):
+        _release(conn, after)
+        if event.to_state is IntentState.FAILED:
+            _notify(conn, after, OutboundEventType.PAYMENT_FAILED, at=event.at)
 
 
 def _release(conn: Connection, stored: intent_store.StoredIntent) -> None:
@@ -252,14 +249,6 @@ def _notify(
 
 # --- a charge's result, a webhook event, expiry --------------------------------------------------
 
-_STATUS_CAUSE = {
-    IntentState.REQUIRES_ACTION: Cause.PROVIDER_REQUIRES_ACTION,
-    IntentState.PROCESSING: Cause.PROVIDER_PROCESSING,
-    IntentState.SUCCEEDED: Cause.PROVIDER_SUCCEEDED,
-    IntentState.FAILED: Cause.PROVIDER_FAILED,
-    IntentState.CANCELLED: Cause.PROVIDER_CANCELLED,
-}
-
 
 def apply_charge_result(
     conn: Connection,
@@ -278,7 +267,7 @@ def apply_charge_result(
     before = lock_intent(conn, intent_id)
     assert before is not None
     intent = attach_charge(before.intent, provider_ref=result.provider_ref)
-    target = IntentState(result.status.value)
+    target, provider_cause = provider_transition(result.status)
     stored = replace(
         before,
         intent=intent,
@@ -293,7 +282,7 @@ def apply_charge_result(
         moved, event = transition(
             intent,
             to=target,
-            cause=cause or _STATUS_CAUSE[target],
+            cause=cause or provider_cause,
             at=at,
             detail=result.failure_code or "",
         )
@@ -301,7 +290,7 @@ def apply_charge_result(
         intent_store.save_intent(conn, stored)
         return stored
     after = replace(stored, intent=moved)
-    _settle(conn, after, [event])
+    _settle(conn, after, event)
     return after
 
 
@@ -367,7 +356,7 @@ def apply_webhook_event(conn: Connection, event: ProviderEvent, *, received_at: 
         if result.event is None:
             intent_store.save_intent(conn, after)
         else:
-            _settle(conn, after, [result.event])
+            _settle(conn, after, result.event)
     intent_store.set_provider_event_outcome(
         conn, provider=event.provider, event_id=event.event_id, intent_id=intent_id, outcome=outcome
     )
@@ -401,7 +390,7 @@ def expire_intent(conn: Connection, intent_id: str, *, now: datetime) -> bool:
     moved, event = expire_if_due(before.intent, now=now)
     if event is None:
         return False
-    _settle(conn, replace(before, intent=moved, updated_at=now), [event])
+    _settle(conn, replace(before, intent=moved, updated_at=now), event)
     return True
 
 
@@ -493,5 +482,5 @@ def _move(
     detail = (before.failure_code or "") if to is IntentState.FAILED else ""
     moved, event = transition(before.intent, to=to, cause=cause, at=at, detail=detail)
     after = replace(before, intent=moved, updated_at=at)
-    _settle(conn, after, [event])
+    _settle(conn, after, event)
     return after

@@ -122,14 +122,20 @@ class PaymentsRuntime:
         """Ask the provider again about a charge whose answer was lost (same idempotency key,
         so it finds the charge that was made rather than making another); the intent after."""
         stored = self._intent(intent_id)
-        if stored is None or not payment_flow.is_outcome_unknown(stored):
+        return None if stored is None else self._resolve(stored)
+
+    def _resolve(self, stored: intent_store.StoredIntent) -> intent_store.StoredIntent:
+        if not payment_flow.is_outcome_unknown(stored):
             return stored
+        intent_id = stored.intent.intent_id
         row = self._read(lambda conn: tx_store.get_transaction(conn, intent_id))
         assert row is not None, "an intent's id is its payment.create transaction's"
         envelope = parse_envelope_json(row.envelope.encode())
         method = parse_payment_create(envelope, config=self.config).payment_method
         self._charge(stored, method, asking_again=True)
-        return self._intent(intent_id)
+        after = self._intent(intent_id)
+        assert after is not None
+        return after
 
     def _charge_error(
         self, intent_id: str, error: ProviderError, *, asking_again: bool = False
@@ -225,9 +231,7 @@ class PaymentsRuntime:
 
         Raises PaymentNotFoundError, PaymentStateError (succeeded or ended), ProviderError.
         """
-        stored = self._payers_intent(intent_id, payer)
-        resolved = self.resolve_unknown(intent_id)
-        stored = stored if resolved is None else resolved
+        stored = self._resolve(self._payers_intent(intent_id, payer))
         if payment_flow.is_outcome_unknown(stored):
             # The provider may hold the money: cancelling here could free the bill for a second
             # charge. The payer tries again once the provider answers.
