@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection
 
@@ -40,6 +40,8 @@ from payments.payables import (
     apply_refund,
     issue_payable,
     parse_payable_payload,
+    read_date,
+    read_subject,
 )
 from payments.refund_store import RefundState, StoredRefund, insert_refund, refunded_minor_of_intent
 from signatures.canonical import JsonValue
@@ -53,7 +55,7 @@ from signatures.envelope import (
     parse_money,
     parse_subject,
 )
-from signatures.errors import EnvelopeError, FieldError, SubjectError
+from signatures.errors import EnvelopeError, FieldError
 
 MAX_PAYMENT_METHOD_CHARS = 64
 MAX_REASON_CHARS = 200
@@ -68,7 +70,6 @@ RULE_CURRENCY_NOT_SUPPORTED = "currency_not_supported"
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _METHOD = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_PAYMENT_METHOD_CHARS}}}")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CODE = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_CASE_REFERENCE_CHARS}}}")
 
 
@@ -204,20 +205,9 @@ def parse_fee_issue(envelope: Envelope) -> dict[str, JsonValue]:
     check_members(payload, required=FEE_MEMBERS, optional=(), pointer="/payload", errors=errors)
     _text(payload, "service_code", _CODE, "1-64 of [A-Za-z0-9._:-]", errors)
     _text(payload, "reference", _CODE, "1-64 of [A-Za-z0-9._:-]", errors)
-    debtor = payload.get("debtor")
-    if isinstance(debtor, str):
-        try:
-            parse_subject(debtor)
-        except SubjectError as error:
-            add_field_error(errors, "/payload/debtor", error.rule, str(error))
-    elif "debtor" in payload:
-        add_field_error(errors, "/payload/debtor", RULE_WRONG_TYPE, "debtor is a subject")
-    _text(payload, "due_on", _DATE, "a date, YYYY-MM-DD", errors)
-    if not errors:
-        try:
-            date.fromisoformat(str(payload["due_on"]))
-        except ValueError:
-            add_field_error(errors, "/payload/due_on", "invalid_date", "not a calendar date")
+    # The debtor and the due date follow the rules of every payable payload.
+    read_subject(payload.get("debtor"), "/payload/debtor", errors)
+    read_date(payload.get("due_on"), "/payload/due_on", errors)
     if errors:
         raise EnvelopeError(tuple(errors))
     return payload

@@ -170,10 +170,10 @@ def parse_payable_payload(
     )
     at = {name: join_pointer(pointer, name) for name in (*PAYLOAD_REQUIRED, *PAYLOAD_OPTIONAL)}
     kind = _text(payload.get("kind"), at["kind"], errors, _KIND_CHECK)
-    debtor = _subject(payload.get("debtor"), at["debtor"], errors)
+    debtor = read_subject(payload.get("debtor"), at["debtor"], errors)
     amount, currency = _money(payload.get("amount"), at["amount"], errors)
     transfers = _transfers(payload.get("transfers"), at["transfers"], errors)
-    due_on = _date(payload.get("due_on"), at["due_on"], errors)
+    due_on = read_date(payload.get("due_on"), at["due_on"], errors)
     reference = _text(payload.get("reference"), at["reference"], errors, _REFERENCE_CHECK)
     instalments = payload.get("allows_instalments", False)
     if not isinstance(instalments, bool):
@@ -204,7 +204,8 @@ def _text(
     return None
 
 
-def _subject(value: JsonValue, pointer: str, errors: list[FieldError]) -> str | None:
+def read_subject(value: JsonValue, pointer: str, errors: list[FieldError]) -> str | None:
+    """The subject text at `pointer`, canonical, or None with its error added (None: absent)."""
     text = _text(value, pointer, errors, (RULE_WRONG_TYPE, "", lambda _: True))
     try:
         return None if text is None else str(parse_subject(text))
@@ -279,7 +280,8 @@ def _positive_amount(value: JsonValue, pointer: str, errors: list[FieldError]) -
     return None
 
 
-def _date(value: JsonValue, pointer: str, errors: list[FieldError]) -> date | None:
+def read_date(value: JsonValue, pointer: str, errors: list[FieldError]) -> date | None:
+    """The YYYY-MM-DD calendar date at `pointer`, or None with its error added (None: absent)."""
     text = _text(value, pointer, errors, _DATE_CHECK)
     try:
         return None if text is None else date.fromisoformat(text)

@@ -395,3 +395,46 @@ def test_the_expiry_sweep_asks_about_a_lost_answer_before_expiring(world: World)
     assert w.client.app.state.payments.expire_due() == 0  # type: ignore[attr-defined]
     assert payment(w, citizen, first)["state"] == "succeeded"
     assert payable(w, citizen, payable_id)["status"] == "paid"
+
+
+def _issue_fee(w: World, payload: dict[str, JsonValue]) -> object:
+    body = signed(w.agency, "fee.issue", payload)
+    return w.client.post("/v1/transactions", json=body, headers=w.agency.headers)
+
+
+def test_a_fee_is_the_one_in_force_today_with_its_legal_source(world: World) -> None:
+    w = world
+    citizen = new_party(w.client, w.rng)
+    payload: dict[str, JsonValue] = {
+        "service_code": "passport.issue",
+        "debtor": citizen.subject,
+        "due_on": "2026-12-31",
+        "reference": "case-1",
+    }
+    payable_id = tx_id(_issue_fee(w, payload))
+    view = payable(w, citizen, payable_id)
+    assert view["amount"] == {"amount_minor": 25_000_000, "currency": "IRR"}
+    assert view["transfers"] == [
+        {"account": "agency_revenue:water-tehran", "amount_minor": 25_000_000, "category": "fee"}
+    ]
+    recorded = w.client.get(f"/v1/transactions/{payable_id}", headers=w.agency.headers).json()
+    assert recorded["result"]["fee"]["legal_source"]["reference"].startswith("ILLUSTRATIVE/")
+    unknown = _issue_fee(w, {**payload, "service_code": "no.such.service"})
+    problem(unknown, 409, "fee-not-in-force")
+
+
+def test_a_fee_payload_is_judged_by_the_payable_rules(world: World) -> None:
+    w = world
+    bad: dict[str, JsonValue] = {
+        "service_code": "passport.issue",
+        "debtor": "ir-nid:0499370898",
+        "due_on": "2026-02-30",
+        "reference": "case 1",
+    }
+    body = problem(_issue_fee(w, bad), 400, "payload-invalid")
+    rules = {e["field"]: e["rule"] for e in body["errors"]}  # type: ignore[index,union-attr]
+    assert rules == {
+        "/envelope/payload/debtor": "invalid_check_digit",
+        "/envelope/payload/due_on": "invalid_date",
+        "/envelope/payload/reference": "invalid_format",
+    }
