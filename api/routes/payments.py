@@ -9,22 +9,27 @@ them; any other id answers 404 exactly as a missing one.
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from api.auth import Principal, Role, require_principal, require_role
 from api.database import read_only
 from api.payments.runtime import PaymentsRuntime
 from api.problems import Problem, problem_responses, problem_type
+from api.routes.paging import (
+    DEFAULT_PAGE_SIZE,
+    MAX_CURSOR_CHARS,
+    MAX_PAGE_SIZE,
+    UUID4,
+    Page,
+    page_of,
+    read_cursor,
+)
 from payments import intent_store, payable_store, payment_flow
 from payments.bill_ids import verify_bill_payment
 from payments.errors import (
@@ -33,24 +38,14 @@ from payments.errors import (
     UnsupportedWebhookEventError,
 )
 from payments.refund_store import refunds_of_intent
-from signatures.registry_schema import as_utc
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
 T = TypeVar("T")
 
-MAX_PAGE_SIZE = 100
-DEFAULT_PAGE_SIZE = 20
-MAX_CURSOR_CHARS = 200
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _VIEWERS = (Role.CITIZEN, Role.BUSINESS, Role.AGENCY)
 Id = Annotated[str, Path(description="A lowercase UUID", max_length=36)]
 _JSON = {"content": {"application/json": {"schema": {"type": "object"}}}}
-
-
-class Page(BaseModel):
-    items: list[dict[str, Any]]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page")
 
 
 def _runtime(request: Request) -> PaymentsRuntime:
@@ -73,34 +68,6 @@ def _is_agency(principal: Principal) -> bool:
     return principal.has_role(Role.AGENCY) and principal.subject.startswith("agency:")
 
 
-def _cursor(value: str | None) -> tuple[datetime, str] | None:
-    if value is None:
-        return None
-    invalid = Problem(400, problem_type("invalid-cursor"), "Invalid cursor", "use next_cursor")
-    if len(value) > MAX_CURSOR_CHARS:
-        raise invalid
-    try:
-        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        at, _, ident = text.partition("|")
-        moment = as_utc(datetime.fromisoformat(at))
-    except ValueError:
-        raise invalid from None
-    if not _UUID.fullmatch(ident):
-        raise invalid
-    return moment, ident
-
-
-def _next_cursor(at: datetime, ident: str) -> str:
-    raw = f"{at.isoformat()}|{ident}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _page(items: list[Any], keys: list[tuple[datetime, str]], *, limit: int) -> dict[str, Any]:
-    """A page of items with the cursor of its last row when the page is full."""
-    more = len(keys) == limit
-    return {"items": items, "next_cursor": _next_cursor(*keys[-1]) if more and keys else None}
-
-
 # --- payables ------------------------------------------------------------------------------------
 
 
@@ -113,7 +80,7 @@ def list_payables(
 ) -> dict[str, Any]:
     """What the caller owes (citizens, businesses) or issued (agencies), newest first."""
     subject = _viewer(request, principal)
-    before = _cursor(cursor)
+    before = read_cursor(cursor)
     agency = _is_agency(principal)
     rows = _read(
         request,
@@ -125,7 +92,7 @@ def list_payables(
             limit=limit,
         ),
     )
-    return _page(
+    return page_of(
         [payment_flow.payable_json(r) for r in rows],
         [(r.issued_at, r.payable.payable_id) for r in rows],
         limit=limit,
@@ -171,7 +138,7 @@ def lookup_bill(
 def get_payable(request: Request, payable_id: Id, principal: PrincipalDep) -> dict[str, Any]:
     """One payable the caller owes or issued, with its payments."""
     subject = _viewer(request, principal)
-    if not _UUID.fullmatch(payable_id):
+    if not UUID4.fullmatch(payable_id):
         raise PayableNotFoundError()
 
     def work(conn: Connection) -> dict[str, Any]:
@@ -200,7 +167,7 @@ def list_payments(
 ) -> dict[str, Any]:
     """The payments the caller made (payers) or received (agencies), newest first."""
     subject = _viewer(request, principal)
-    before = _cursor(cursor)
+    before = read_cursor(cursor)
     agency = _is_agency(principal)
     rows = _read(
         request,
@@ -212,7 +179,7 @@ def list_payments(
             limit=limit,
         ),
     )
-    return _page(
+    return page_of(
         [payment_flow.intent_json(r) for r in rows],
         [(r.intent.created_at, r.intent.intent_id) for r in rows],
         limit=limit,
@@ -247,7 +214,7 @@ def get_payment(request: Request, payment: Id, principal: PrincipalDep) -> dict[
     """One payment: its state, every change of state with its cause, and its refunds. The
     transaction that started it (GET /v1/transactions/{payment}) has the signed receipt."""
     subject = _viewer(request, principal)
-    if not _UUID.fullmatch(payment):
+    if not UUID4.fullmatch(payment):
         raise PaymentNotFoundError()
     return _read(request, lambda conn: _payment_view(conn, payment, subject))
 
@@ -256,7 +223,7 @@ def _payer_action(
     request: Request, payment: str, principal: Principal, action: str
 ) -> JSONResponse:
     subject = _viewer(request, principal)
-    if not _UUID.fullmatch(payment):
+    if not UUID4.fullmatch(payment):
         raise PaymentNotFoundError()
     runtime = _runtime(request)
     if action == "confirm":
