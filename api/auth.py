@@ -27,7 +27,7 @@ from fastapi import Request
 
 from api.jwks import JwksError, JwksSource, JwksUnavailableError
 from api.problems import Problem, problem_type
-from signatures.envelope import SubjectKind, parse_subject
+from signatures.envelope import ENTITY_KINDS, PERSON_KINDS, SubjectKind, parse_subject
 from signatures.errors import SubjectError
 from signatures.jwk import parse_b64url
 
@@ -75,9 +75,10 @@ class Role(StrEnum):
 
 
 # The subject kinds each role may hold; None: any text (staff accounts of the provider).
+# Persons and entities of every jurisdiction (ir-nid, ee-ik; ir-lid, ee-rg).
 _SUBJECT_KINDS: dict[Role, frozenset[SubjectKind] | None] = {
-    Role.CITIZEN: frozenset({SubjectKind.NATURAL_PERSON}),
-    Role.BUSINESS: frozenset({SubjectKind.NATURAL_PERSON, SubjectKind.LEGAL_ENTITY}),
+    Role.CITIZEN: PERSON_KINDS,
+    Role.BUSINESS: PERSON_KINDS | ENTITY_KINDS,
     Role.AGENCY: frozenset({SubjectKind.AGENCY}),
     Role.AUDITOR: None,
     Role.ADMIN: None,

@@ -13,8 +13,9 @@ Key states and the events that move between them (docs/SIGNATURES.md has the ful
 
 ``not_yet_valid`` covers instants before ``not_before``: a state of the clock, not an event.
 
-A delegation lets a natural person (``ir-nid:``) sign given transaction types for a legal
-entity (``ir-lid:``) from ``granted_at`` until ``not_after`` or an earlier revocation.
+A delegation lets a natural person (``ir-nid:`` or ``ee-ik:``) sign given transaction types for
+a legal entity (``ir-lid:`` or ``ee-rg:``) from ``granted_at`` until ``not_after`` or an earlier
+revocation.
 
 Storage comes with the transaction API; this module is pure: no I/O, no clock. Every ``at`` is
 an explicit aware datetime; naive ones raise NaiveDatetimeError.
@@ -207,9 +208,8 @@ class KeyRecord:
         if not isinstance(self.jwk, PublicJwk) or self.kid != self.jwk.kid:
             raise KeyRecordError("kid must be the RFC 7638 thumbprint of jwk", field="kid")
         if subject_kind(self.subject) is None:
-            raise KeyRecordError(
-                "subject is not a valid ir-nid:, ir-lid: or agency:", field="subject"
-            )
+            message = "subject is not a valid ir-nid:, ir-lid:, ee-ik:, ee-rg: or agency:"
+            raise KeyRecordError(message, field="subject")
         if not isinstance(self.assurance, AssuranceLevel):
             raise KeyRecordError(f"unknown assurance {self.assurance!r}", field="assurance")
         require_aware(self.not_before, field="not_before")
@@ -377,10 +377,14 @@ class Delegation:
     revocation_ledger_index: int | None = None
 
     def __post_init__(self) -> None:
-        if subject_kind(self.grantor) is not SubjectKind.LEGAL_ENTITY:
-            raise DelegationError("the grantor must be a legal entity (ir-lid:)", field="grantor")
-        if subject_kind(self.delegate) is not SubjectKind.NATURAL_PERSON:
-            raise DelegationError("the delegate must be a person (ir-nid:)", field="delegate")
+        grantor_kind = subject_kind(self.grantor)
+        if grantor_kind is None or not grantor_kind.is_entity():
+            message = "the grantor must be a legal entity (ir-lid: or ee-rg:)"
+            raise DelegationError(message, field="grantor")
+        delegate_kind = subject_kind(self.delegate)
+        if delegate_kind is None or not delegate_kind.is_person():
+            message = "the delegate must be a person (ir-nid: or ee-ik:)"
+            raise DelegationError(message, field="delegate")
         self._check_types()
         self._check_period()
         for name in ("ledger_index", "revocation_ledger_index"):

@@ -21,7 +21,6 @@ from signatures.envelope import (
     RULE_TOO_LONG,
     RULE_UNKNOWN_MEMBER,
     RULE_WRONG_TYPE,
-    SubjectKind,
     add_field_error,
     parse_subject,
     read_utc_timestamp,
@@ -187,8 +186,9 @@ def read_delegate(value: JsonValue, errors: list[FieldError]) -> str | None:
     except SubjectError as exc:
         add_error(errors, pointer, exc.rule, str(exc))
         return None
-    if subject.kind is not SubjectKind.NATURAL_PERSON:
-        add_error(errors, pointer, RULE_WRONG_SUBJECT_KIND, "a delegate is a person (ir-nid:)")
+    if not subject.kind.is_person():
+        message = "a delegate is a person (ir-nid: or ee-ik:)"
+        add_error(errors, pointer, RULE_WRONG_SUBJECT_KIND, message)
         return None
     return str(subject)
 

@@ -17,9 +17,10 @@ type                   payload members                          who signs
                        ``cessation_of_operation``
 ``key.suspend``        ``kid``                                  as ``key.revoke``
 ``key.reinstate``      ``kid``                                  as ``key.revoke``
-``delegation.grant``   ``delegate``: ``ir-nid:…``; ``types``:   a legal entity (``ir-lid:``)
-                       1 to 64 concrete types or ``ns.*``       itself, never ``on_behalf_of``
-                       wildcards, no duplicates; ``not_after``
+``delegation.grant``   ``delegate``: a person, ``ir-nid:…`` or  a legal entity (``ir-lid:`` or
+                       ``ee-ik:…``; ``types``: 1 to 64          ``ee-rg:``) itself, never
+                       concrete types or ``ns.*`` wildcards,    ``on_behalf_of``
+                       no duplicates; ``not_after``
 ``delegation.revoke``  ``delegation_id``: the grant's           the grantor itself
                        transaction ID (a lowercase UUID)
 =====================  =======================================  ===============================
@@ -46,7 +47,6 @@ from signatures.envelope import (
     RULE_UNKNOWN_MEMBER,
     RULE_WRONG_TYPE,
     Envelope,
-    SubjectKind,
 )
 from signatures.errors import EnvelopeError, FieldError
 from signatures.jwk import PublicJwk
@@ -288,10 +288,9 @@ def parse_delegation_grant(envelope: Envelope) -> DelegationGrantPayload:
     errors = _start(
         envelope, DELEGATION_GRANT, required=("delegate", "types", "not_after"), optional=()
     )
-    if envelope.signer.kind is not SubjectKind.LEGAL_ENTITY:
-        add_error(
-            errors, "/signer", RULE_WRONG_SUBJECT_KIND, "only a legal entity (ir-lid:) grants"
-        )
+    if not envelope.signer.kind.is_entity():
+        message = "only a legal entity (ir-lid: or ee-rg:) grants"
+        add_error(errors, "/signer", RULE_WRONG_SUBJECT_KIND, message)
     if envelope.on_behalf_of is not None:
         message = "a delegation is granted by the legal entity itself, not by a delegate"
         add_error(errors, "/on_behalf_of", RULE_NOT_ALLOWED, message)
