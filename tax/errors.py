@@ -1,0 +1,62 @@
+"""Errors raised by tax/: they carry data and know nothing of HTTP (api/problems.py maps them)."""
+
+from __future__ import annotations
+
+from signatures.errors import FieldError
+
+
+class TaxError(Exception):
+    """Base class of every tax error."""
+
+
+class TaxFieldError(TaxError):
+    """Input to a tax rule is refused; `errors` lists every field (JSON Pointer, rule, why).
+
+    Messages never repeat the refused value (it may be personal data).
+    """
+
+    def __init__(self, errors: tuple[FieldError, ...]) -> None:
+        if not errors:
+            raise ValueError("TaxFieldError needs at least one FieldError")
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{first.pointer or '(root)'}: {first.message} ({first.rule}){more}")
+        self.errors = errors
+
+
+class RulePackError(TaxError):
+    """A rule pack file is malformed: `pack` names the file, `pointer` the place in it
+    (a dotted path such as "params.corporate.rate.values[0].since"), `message` the rule broken."""
+
+    def __init__(self, message: str, *, pack: str, pointer: str) -> None:
+        super().__init__(f"{pack}: {pointer}: {message}")
+        self.pack = pack
+        self.pointer = pointer
+        self.message = message
+
+
+class RuleNotInForceError(TaxError):
+    """A pack has no value of parameter `name` in force on `on` (an ISO date): the period is
+    before the pack's first value, or the parameter is unknown to the pack."""
+
+    def __init__(self, *, jurisdiction: str, name: str, on: str) -> None:
+        super().__init__(f"{jurisdiction}: no value of {name} in force on {on}")
+        self.jurisdiction = jurisdiction
+        self.name = name
+        self.on = on
+
+
+# --- handlers ---
+
+
+class FilingChainError(TaxError):
+    """A return does not continue its obligation's chain of versions: `rule` is
+    "amends_required" (a version was accepted already: an amendment names it in `amends`),
+    "amends_not_head" (the filing named in `amends` was superseded since, or is not of this
+    obligation), "nothing_to_amend" (`amends` is given but nothing was accepted yet) or
+    "chain_too_long". `head` is the id of the current head, when there is one."""
+
+    def __init__(self, message: str, *, rule: str, head: str | None) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.head = head
