@@ -26,7 +26,7 @@ from api.metrics import install_metrics
 from api.payments.runtime import PaymentsRuntime
 from api.payments.setup import payments_runtime
 from api.problems import Problem, install_problem_handlers, problem_responses, problem_type
-from api.routes import agency_payments, keys, ledger, payments, public_keys, transactions
+from api.routes import agency_payments, keys, ledger, payments, public_keys, tax, transactions
 from api.settings import Settings, get_settings
 from api.transactions.registry import TypeRegistry, default_registry
 from api.transactions.service import TransactionService
@@ -75,6 +75,8 @@ def create_app(
     app = FastAPI(title="Pishkhan", version=_version(), lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
+    # Today's date for read-only views that depend on it (tax obligations); tests replace it.
+    app.state.clock = _utc_now
     # Configuration loaded at start, shared by every request: not request state.
     app.state.checkpoint_keyring = keyring
     app.state.token_verifier = token_verifier or token_verifier_from_settings(settings)
@@ -103,6 +105,7 @@ def create_app(
     app.include_router(public_keys.router)
     app.include_router(payments.router)
     app.include_router(agency_payments.router)
+    app.include_router(tax.router)
     app.add_api_route(
         "/healthz", healthz, methods=["GET"], tags=["health"], responses=problem_responses()
     )

@@ -87,6 +87,7 @@ from signatures.errors import (
     RegistryConflictError,
     RegistryLimitError,
 )
+from tax.errors import FilingChainError, TaxFieldError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://pishkhan.example/problems/"
@@ -237,6 +238,11 @@ ERROR_TABLE: dict[type[Exception], ProblemKind] = {
         504, "provider-timeout", "The payment provider did not answer in time"
     ),
     ProviderError: ProblemKind(502, "provider-error", "The payment provider refused or failed"),
+    # Tax (tax.handlers, api.routes.tax).
+    TaxFieldError: ProblemKind(400, "invalid-field", "A field is not valid"),
+    FilingChainError: ProblemKind(
+        409, "filing-chain-conflict", "The return does not continue its chain of versions"
+    ),
 }
 _BELOW_MINIMUM = ProblemKind(400, "below-minimum", "A minimum was not met")
 VALIDATION = ProblemKind(400, "invalid-request", "The request is not valid")
@@ -272,12 +278,14 @@ def problem_from_error(exc: Exception) -> Problem:
     if isinstance(exc, TreeSizeError):
         field = _FIELD_ALIASES.get(exc.field, exc.field)
         errors = (FieldError(field=field, rule="range", message=str(exc)),)
-    if isinstance(exc, PaymentFieldError):
+    if isinstance(exc, PaymentFieldError | TaxFieldError):
         errors = tuple(
             FieldError(field=e.pointer, rule=e.rule, message=e.message) for e in exc.errors
         )
     if isinstance(exc, PayableAmountError):
         errors = (FieldError(field="amount", rule=exc.rule, message=str(exc)),)
+    if isinstance(exc, FilingChainError):
+        errors = (FieldError(field="amends", rule=exc.rule, message=str(exc)),)
     if isinstance(exc, WebhookSignatureError):
         errors = (FieldError(field="signature", rule=exc.rule, message=str(exc)),)
     if isinstance(exc, EnvelopeError):

@@ -24,6 +24,7 @@ from signatures.canonical import JsonValue
 from signatures.envelope import Envelope
 from signatures.jwk import PublicJwk
 from signatures.registry_handlers import Handler
+from tax import handlers as tax_handlers
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,31 @@ def payment_types(runtime: PaymentsRuntime) -> list[TransactionType]:
     ]
 
 
+def tax_types() -> list[TransactionType]:
+    """tax.return.personal (a person files its own) and tax.return.corporate (a legal entity, or
+    a representative it delegated the type to, with on_behalf_of)."""
+
+    def kind_type(name: str, roles: frozenset[Role], on_behalf: bool) -> TransactionType:
+        kind = tax_handlers.RETURN_TYPES[name]
+
+        def handler(conn: Connection, envelope: Envelope, **at: Any) -> dict[str, JsonValue]:
+            return tax_handlers.handle_return(conn, envelope, kind=kind, **at)
+
+        return TransactionType(
+            name,
+            1,
+            roles,
+            on_behalf,
+            lambda e: tax_handlers.parse_return_envelope(e, kind=kind),
+            handler,
+        )
+
+    return [
+        kind_type("tax.return.personal", frozenset({Role.CITIZEN}), False),
+        kind_type("tax.return.corporate", _ENTITIES, True),
+    ]
+
+
 def default_registry(
     *,
     certificate_trust: registry_handlers.CertificateTrust | None = None,
@@ -173,7 +199,7 @@ def default_registry(
     registration presenting an X.509 chain is refused; without payments, no payment type is
     registered."""
     handlers = registry_handlers.make_handlers(certificate_trust=certificate_trust)
-    types = _key_types(handlers)
+    types = _key_types(handlers) + tax_types()
     if payments is not None:
         types += payment_types(payments)
     return TypeRegistry(types)

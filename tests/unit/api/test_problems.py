@@ -38,7 +38,9 @@ from payments.errors import (
     ProviderTimeoutError,
     StaleRefundableAmountError,
 )
+from signatures.errors import FieldError as SignaturesFieldError
 from signatures.errors import SignaturesError
+from tax.errors import FilingChainError, TaxError, TaxFieldError
 
 # A message that must never leave the process or reach the log.
 SECRET = "national id 0012345678"
@@ -78,6 +80,14 @@ MAPPED = {
         NoteSignatureError("no trusted signature"),
         400, "note-signature", "Signed note does not verify",
     ),
+    "tax-field": (
+        TaxFieldError((SignaturesFieldError("/payload/period", "invalid_period", "a year"),)),
+        400, "invalid-field", "A field is not valid",
+    ),
+    "filing-chain": (
+        FilingChainError("amends names an old version", rule="amends_not_head", head=None),
+        409, "filing-chain-conflict", "The return does not continue its chain of versions",
+    ),
 }  # fmt: skip
 
 
@@ -95,7 +105,7 @@ def test_package_errors_map_through_the_one_table(
 
 def test_every_table_entry_is_one_of_our_types() -> None:
     for cls, kind in ERROR_TABLE.items():
-        assert issubclass(cls, LedgerError | SignaturesError | PaymentsError)
+        assert issubclass(cls, LedgerError | SignaturesError | PaymentsError | TaxError)
         assert 400 <= kind.status < 600
         assert problem_type(kind.slug).startswith(PROBLEM_TYPE_BASE)
 
