@@ -29,11 +29,14 @@ from api.routes.paging import (
     page_of,
     read_cursor,
 )
-from payments import payable_store
+from payments import intent_store, payable_store
+from payments.intents import IntentState
+from payments.payables import PayableStatus
 from signatures.canonical import JsonValue, parse_json
 from signatures.envelope import parse_subject
 from signatures.errors import CanonicalFormError, FieldError
 from tax import filing_store, obligations
+from tax.balance import VersionPayment, chain_balance
 from tax.errors import TaxFieldError
 from tax.filing_store import StoredFiling
 from tax.handlers import RETURN_TYPES, check_chain, evaluate, outcome_json, parse_filing
@@ -229,7 +232,8 @@ def get_filing(request: Request, filing_id: Id, principal: PrincipalDep) -> dict
         )
         if principal.subject not in (filing.taxpayer, filing.signer):
             return _auditor_view(filing, chain)
-        return _owner_view(conn, filing, chain)
+        today = _today(request, pack_for(filing.jurisdiction))
+        return _owner_view(conn, filing, chain, today=today)
 
     view = _read(request, work)
     if view is None:
@@ -254,19 +258,34 @@ def _auditor_view(filing: StoredFiling, chain: list[StoredFiling]) -> dict[str, 
     return {**entry(filing), "chain": [entry(f) for f in chain]}
 
 
+def _payment_of(conn: Connection, pack: RulePack, f: StoredFiling) -> VersionPayment:
+    """What the payable of version `f` was paid, and the day it was paid in full."""
+    paid_minor, paid_on = 0, None
+    if f.payable_id is not None:
+        stored = payable_store.get_payable(conn, f.payable_id)
+        if stored is not None:
+            paid_minor = stored.payable.paid_minor
+            if stored.payable.status is PayableStatus.PAID:
+                paid_on = _paid_on(conn, pack, f.payable_id)
+    return VersionPayment(f.filing_id, f.due_minor, f.credit_minor, f.due_on, paid_minor, paid_on)
+
+
+def _paid_on(conn: Connection, pack: RulePack, payable_id: str) -> date | None:
+    intents = intent_store.list_intents(conn, payable_ids=[payable_id], limit=MAX_PAGE_SIZE)
+    done = [i.updated_at for i in intents if i.intent.state is IntentState.SUCCEEDED]
+    return pack.local_date(max(done)) if done else None
+
+
 def _owner_view(
-    conn: Connection, filing: StoredFiling, chain: list[StoredFiling]
+    conn: Connection, filing: StoredFiling, chain: list[StoredFiling], *, today: date
 ) -> dict[str, Any]:
-    versions = []
-    due = credit = paid = 0
+    pack = pack_for(filing.jurisdiction)
+    versions, payments = [], []
     for f in chain:
-        paid_minor = 0
-        if f.payable_id is not None:
-            stored = payable_store.get_payable(conn, f.payable_id)
-            paid_minor = stored.payable.paid_minor if stored is not None else 0
+        payment = _payment_of(conn, pack, f)
         if f.status == filing_store.FilingStatus.ACCEPTED:
-            due, credit, paid = due + f.due_minor, credit + f.credit_minor, paid + paid_minor
-        versions.append({**_summary(f), "paid_minor": paid_minor})
+            payments.append(payment)
+        versions.append({**_summary(f), "paid_minor": payment.paid_minor})
     return {
         **_summary(filing),
         "taxpayer": filing.taxpayer,
@@ -275,13 +294,7 @@ def _owner_view(
         "trace_sha256": filing.trace_sha256,
         "detail": filing.detail,
         "chain": versions,
-        "balance": {
-            "currency": filing.currency,
-            "assessed_minor": due,
-            "credited_minor": credit,
-            "paid_minor": paid,
-            "outstanding_minor": due - credit - paid,
-        },
+        "balance": chain_balance(pack, payments, today=today),
     }
 
 

@@ -106,8 +106,16 @@ def test_a_return_is_recorded_traced_and_assessed_into_a_payable(
     assert view["status"] == "accepted" and view["version"] == 1
     assert view["detail"]["trace_sha256"] == result["trace_sha256"]
     assert view["balance"]["outstanding_minor"] == assessment["due_minor"]
+    assert view["balance"]["interest_accrued_minor"] == 0
     listed = client.get("/v1/tax/filings", headers=citizen.headers).json()["items"]
     assert [f["filing_id"] for f in listed] == [result["filing_id"]]
+    # Left unpaid past its due date, the payable accrues interest, shown line by line.
+    later = datetime.now(UTC) + timedelta(days=65)
+    client.app.state.clock = lambda: later  # type: ignore[attr-defined]
+    view = client.get(f"/v1/tax/filings/{result['filing_id']}", headers=citizen.headers).json()
+    accrued = view["balance"]["interest_lines"]
+    assert [line["code"] for line in accrued] == ["interest.after_due_date"]
+    assert view["balance"]["interest_accrued_minor"] == accrued[0]["amount_minor"] > 0
 
 
 def test_amendments_form_a_chain_with_differences_and_balances(
