@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import datetime as _datetime
 
-from signatures.errors import FieldError
+from signatures.errors import FieldErrors
 
 
 class PaymentsError(Exception):
     """Base class of every payments error."""
 
 
-class PaymentFieldError(PaymentsError):
+class PaymentFieldError(PaymentsError, FieldErrors):
     """Input to a payments rule is refused; `errors` lists every field (JSON Pointer, rule, why).
 
     Messages never repeat the refused value.
     """
-
-    def __init__(self, errors: tuple[FieldError, ...]) -> None:
-        if not errors:
-            raise ValueError("PaymentFieldError needs at least one FieldError")
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        super().__init__(f"{first.pointer or '(root)'}: {first.message} ({first.rule}){more}")
-        self.errors = errors
 
 
 class ProviderError(PaymentsError):

@@ -108,16 +108,25 @@ class CanonicalFormError(SignaturesError):
         self.rule = errors[0].rule
 
 
-class EnvelopeError(SignaturesError):
-    """A transaction envelope (or a part of its payload) is refused; `errors` lists every field."""
+class FieldErrors(Exception):
+    """Input refused field by field: `errors` lists every refused field (JSON Pointer, rule, why),
+    the first one in the message. The base of each package's field error (EnvelopeError here,
+    payments' PaymentFieldError, tax's TaxFieldError), which adds its package's base class.
+
+    Raises ValueError when `errors` is empty.
+    """
 
     def __init__(self, errors: tuple[FieldError, ...]) -> None:
         if not errors:
-            raise ValueError("EnvelopeError needs at least one FieldError")
+            raise ValueError(f"{type(self).__name__} needs at least one FieldError")
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(f"{first.pointer or '(root)'}: {first.message} ({first.rule}){more}")
         self.errors = errors
+
+
+class EnvelopeError(SignaturesError, FieldErrors):
+    """A transaction envelope (or a part of its payload) is refused; `errors` lists every field."""
 
 
 class SubjectError(SignaturesError):

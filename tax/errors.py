@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from signatures.errors import FieldError
+from signatures.errors import FieldErrors
 
 
 class TaxError(Exception):
     """Base class of every tax error."""
 
 
-class TaxFieldError(TaxError):
+class TaxFieldError(TaxError, FieldErrors):
     """Input to a tax rule is refused; `errors` lists every field (JSON Pointer, rule, why).
 
     Messages never repeat the refused value (it may be personal data).
     """
-
-    def __init__(self, errors: tuple[FieldError, ...]) -> None:
-        if not errors:
-            raise ValueError("TaxFieldError needs at least one FieldError")
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        super().__init__(f"{first.pointer or '(root)'}: {first.message} ({first.rule}){more}")
-        self.errors = errors
 
 
 class RulePackError(TaxError):
