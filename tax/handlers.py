@@ -13,7 +13,7 @@ jurisdiction, or an amendment that does not continue its chain is refused and no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from sqlalchemy import Connection
@@ -27,11 +27,12 @@ from signatures.errors import EnvelopeError, FieldError
 from tax import filing_store
 from tax.amendments import diff_lines
 from tax.calendar import dual_date
-from tax.engine import Assessment, Computation, assess, compute_return
-from tax.errors import FilingChainError, TaxFieldError
+from tax.engine import ISSUE_NO_RULES, Assessment, Computation, assess, compute_return
+from tax.errors import FilingChainError, RuleNotInForceError, TaxFieldError
 from tax.filing_store import FilingStatus, StoredFiling
 from tax.returns import FilingData, parse_return
-from tax.rulepack import RulePack, pack_for
+from tax.rulepack import RulePack, Status, pack_for
+from tax.trace import ERROR, Issue
 
 PERSONAL = "personal"
 CORPORATE = "corporate"
@@ -127,14 +128,25 @@ def evaluate(
     computation = compute_return(pack, data, today=filed_on)
     if not computation.accepted:
         return Outcome(computation, None, None)
-    assessment = assess(
-        pack,
-        computation,
-        previous_tax_minor=head.tax_minor if head else 0,
-        previous_credits_minor=head.credits_minor if head else 0,
-        filed_on=filed_on,
-        first_filing=head is None,
-    )
+    try:
+        assessment = assess(
+            pack,
+            computation,
+            previous_tax_minor=head.tax_minor if head else 0,
+            previous_credits_minor=head.credits_minor if head else 0,
+            filed_on=filed_on,
+            first_filing=head is None,
+        )
+    except RuleNotInForceError as error:
+        # The tax computes, but the pack has no deadline, penalty or interest rule for the
+        # period: the return cannot be assessed, so it is rejected like one without rules.
+        missing = Issue(
+            ISSUE_NO_RULES,
+            ERROR,
+            f"no value of {error.name} is in force on {error.on}: the return cannot be assessed",
+            "/payload/period",
+        )
+        return Outcome(replace(computation, issues=(*computation.issues, missing)), None, None)
     _check_recordable(computation, assessment)
     difference = None
     if head is not None:
@@ -193,6 +205,16 @@ def outcome_json(
             "credit_minor": a.credit_minor,
             "due_on": dual_date(pack, a.due_on),  # type: ignore[dict-item]
             "payable_id": payable_id,
+            # The penalty and interest rates are shown unverified as the tax's parameters are.
+            "unverified_parameters": list[JsonValue](
+                sorted(
+                    {
+                        line.parameter.name
+                        for line in a.lines
+                        if line.parameter is not None and line.parameter.status is Status.UNVERIFIED
+                    }
+                )
+            ),
             "lines": [line.as_json(pack) for line in a.lines],
         }
     if outcome.difference is not None:

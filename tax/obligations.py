@@ -12,6 +12,7 @@ from datetime import date
 
 from signatures.canonical import JsonValue
 from tax.calendar import Period, dual_date, due_date, ended_periods
+from tax.errors import RuleNotInForceError
 from tax.rulepack import RulePack
 
 # Obligations one listing shows per return kind: the most recent ones (ten years of a monthly
@@ -76,7 +77,10 @@ def obligations_of(
             continue
         periods = ended_periods(pack, kind, today=today)[-MAX_OBLIGATIONS_PER_KIND:]
         for period in reversed(periods):
-            due_on, reasons = due_date(pack, period, kind.deadline)
+            try:
+                due_on, reasons = due_date(pack, period, kind.deadline)
+            except RuleNotInForceError:
+                continue  # no deadline in the pack for it: nothing can be said to be due
             head = by_key.get((name, period.label))
             result.append(
                 Obligation(

@@ -96,6 +96,8 @@ def test_a_return_is_recorded_traced_and_assessed_into_a_payable(
         + by_code["penalty.late_filing"]
         + by_code["interest.late_payment"]
     )
+    # art. 190's rate is read from secondary sources only: the assessment says so.
+    assert "interest.late_payment" in assessment["unverified_parameters"]
     # The payable is in payments, of kind tax, owed by the citizen, for the whole amount.
     payable = client.get(f"/v1/payables/{assessment['payable_id']}", headers=citizen.headers)
     assert payable.status_code == 200, payable.text

@@ -76,3 +76,25 @@ def test_an_amount_the_ledger_cannot_record_exactly_is_refused_not_rounded() -> 
     with pytest.raises(TaxFieldError) as caught:
         evaluate(pack, data, head=None, filed_on=date(2325, 1, 1))
     assert [(e.pointer, e.rule) for e in caught.value.errors] == [("/payload", "out_of_range")]
+
+
+def test_a_return_whose_period_has_no_deadline_in_the_pack_is_rejected_not_a_500() -> None:
+    """ee has rates from 2018 but its deadlines from 2020: a 2019 return computes, yet cannot be
+    assessed, so it is rejected with no_rules_for_period (it once raised RuleNotInForceError)."""
+    payload = {"jurisdiction": "ee", "period": "2019", "other_income_minor": 1_000_000}
+    data, pack = parse_filing(payload, kind="personal", taxpayer=EE_PERSON)
+    outcome = evaluate(pack, data, head=None, filed_on=date(2026, 1, 1))
+    assert outcome.assessment is None and not outcome.computation.accepted
+    assert "no_rules_for_period" in {i.code for i in outcome.computation.issues}
+
+
+def test_every_obligation_the_packs_list_has_a_deadline() -> None:
+    """obligations_of skips a period without a deadline; no shipped period may need skipping."""
+    from tax.calendar import due_date, ended_periods
+    from tax.rulepack import shipped_packs
+
+    for pack in shipped_packs().values():
+        for kind in pack.returns.values():
+            for period in ended_periods(pack, kind, today=date(2026, 11, 22)):
+                due_on, _ = due_date(pack, period, kind.deadline)
+                assert due_on > period.end
