@@ -56,7 +56,7 @@ from signatures.errors import (
     JwsError,
     JwsHeaderError,
 )
-from signatures.jws import MAX_JWS_CHARS, PrivateKey
+from signatures.jws import MAX_JWS_CHARS, MAX_PAYLOAD_BYTES, PrivateKey
 
 EXIT_OK = 0
 EXIT_INVALID_SIGNATURE = 1
@@ -115,9 +115,11 @@ def _field_errors(errors: tuple[FieldError, ...]) -> str:
 
 
 def _read_json(path: str, *, field: str) -> JsonValue:
-    data = read_limited(path, what=field, limit=MAX_JSON_BYTES)
+    # A payload may be a batch (up to the JWS payload limit); the service holds each type to its
+    # own envelope limit.
+    data = read_limited(path, what=field, limit=MAX_PAYLOAD_BYTES)
     try:
-        return parse_json(data)
+        return parse_json(data, max_bytes=MAX_PAYLOAD_BYTES)
     except CanonicalFormError as exc:
         raise InputProblem(f"{field} {path}: {_field_errors(exc.errors)}") from None
 

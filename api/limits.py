@@ -1,7 +1,9 @@
 """HTTP request limits: body size, JSON content type, and a per-subject rate limiter.
 
 `install_limits(app)` adds a pure ASGI middleware (it streams; nothing is buffered):
-- A body larger than MAX_BODY_BYTES is refused with 413 `body-too-large`. A declared
+- A body larger than MAX_BODY_BYTES is refused with 413 `body-too-large` (POST /v1/transactions
+  alone may carry MAX_TRANSACTION_BODY_BYTES: a signed batch of invoices; the pipeline then holds
+  each transaction type to its own envelope limit). A declared
   Content-Length over the limit is refused before the application runs and before any byte is
   read; a chunked (undeclared) body is counted as it streams, and the chunk that passes the limit
   is never handed to the application: reading it raises, and the 413 problem is answered instead.
@@ -22,8 +24,9 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -32,8 +35,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import ABOUT_BLANK, Problem, problem_type
+from signatures.jws import MAX_PAYLOAD_BYTES
 
 MAX_BODY_BYTES = 64 * 1024
+# A signed transaction's body: the envelope (at most signatures.jws.MAX_PAYLOAD_BYTES, a batch of
+# invoices) and its JWS (api.transactions.checks.MAX_SIGNATURE_CHARS), with room to spare.
+MAX_TRANSACTION_BODY_BYTES = MAX_PAYLOAD_BYTES + 64 * 1024
+# The routes allowed a larger body than MAX_BODY_BYTES, by (method, path).
+LARGE_BODY_ROUTES: Mapping[tuple[str, str], int] = MappingProxyType(
+    {("POST", "/v1/transactions"): MAX_TRANSACTION_BODY_BYTES}
+)
 MAX_TRACKED_SUBJECTS = 100_000
 JSON_MEDIA_TYPE = "application/json"
 # Methods whose body we interpret, and so whose body must be JSON.
@@ -44,13 +55,13 @@ SECONDS_PER_MINUTE = 60.0
 MIN_RETRY_AFTER_S = 1
 
 
-def body_too_large_problem() -> Problem:
+def body_too_large_problem(limit: int = MAX_BODY_BYTES) -> Problem:
     """413 `body-too-large`."""
     return Problem(
         413,
         problem_type("body-too-large"),
         "Request body too large",
-        f"The request body exceeds {MAX_BODY_BYTES} bytes",
+        f"The request body exceeds {limit} bytes",
     )
 
 
@@ -89,12 +100,14 @@ class BodyTooLargeError(StarletteHTTPException):
     exception into a 400); install_limits registers the handler that answers it as a problem.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_BODY_BYTES) -> None:
         super().__init__(status_code=413, detail="Request body too large")
+        self.limit = limit
 
 
-async def _on_body_too_large(_request: Request, _exc: Exception) -> JSONResponse:
-    return body_too_large_problem().response()
+async def _on_body_too_large(_request: Request, exc: Exception) -> JSONResponse:
+    limit = exc.limit if isinstance(exc, BodyTooLargeError) else MAX_BODY_BYTES
+    return body_too_large_problem(limit).response()
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -126,9 +139,16 @@ def _has_body(headers: Headers, declared: int | None) -> bool:
 class LimitsMiddleware:
     """Body size and content-type limits for every HTTP request (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        large_body_routes: Mapping[tuple[str, str], int] = LARGE_BODY_ROUTES,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.large_body_routes = large_body_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,8 +160,10 @@ class LimitsMiddleware:
         except ValueError:
             await _bad_content_length_problem().response()(scope, receive, send)
             return
-        if declared is not None and declared > self.max_body_bytes:
-            await body_too_large_problem().response()(scope, receive, send)
+        route = (str(scope.get("method", "")), str(scope.get("path", "")))
+        limit = self.large_body_routes.get(route, self.max_body_bytes)
+        if declared is not None and declared > limit:
+            await body_too_large_problem(limit).response()(scope, receive, send)
             return
         if (
             scope.get("method") in BODY_METHODS
@@ -150,9 +172,11 @@ class LimitsMiddleware:
         ):
             await unsupported_media_type_problem().response()(scope, receive, send)
             return
-        await self._call_counting(scope, receive, send)
+        await self._call_counting(scope, receive, send, limit=limit)
 
-    async def _call_counting(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _call_counting(
+        self, scope: Scope, receive: Receive, send: Send, *, limit: int
+    ) -> None:
         received_bytes = 0
         started = False
 
@@ -161,8 +185,8 @@ class LimitsMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received_bytes += len(message.get("body", b""))
-                if received_bytes > self.max_body_bytes:
-                    raise BodyTooLargeError()  # the chunk is dropped: the app never sees it
+                if received_bytes > limit:
+                    raise BodyTooLargeError(limit)  # the chunk is dropped: the app never sees it
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -177,7 +201,7 @@ class LimitsMiddleware:
             # the routes); once a response has started nothing else can be said.
             if started:
                 raise
-            await body_too_large_problem().response()(scope, receive, send)
+            await body_too_large_problem(limit).response()(scope, receive, send)
 
 
 def install_limits(app: FastAPI) -> None:

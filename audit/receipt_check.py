@@ -40,7 +40,7 @@ from ledger.errors import NoteFormatError, NoteSignatureError, ReceiptFormatErro
 from ledger.leaf import TransactionLeaf, format_timestamp, sha256_of_json
 from ledger.note import NoteVerifier, split_note, verify_note
 from ledger.receipt import Receipt, parse_receipt_json
-from signatures.canonical import JsonValue, canonicalize
+from signatures.canonical import MAX_DOCUMENT_BYTES, JsonValue, canonicalize
 from signatures.errors import JwsError
 from signatures.jws import parse_protected_header
 from signatures.keys import require_aware
@@ -288,7 +288,7 @@ def _validate(
     )
     return validate_at(
         jws=receipt.jws,
-        payload=canonicalize(receipt.envelope),
+        payload=canonicalize(receipt.envelope, max_bytes=MAX_DOCUMENT_BYTES),
         key=history.for_transaction,
         poe=poe,
         at=at,

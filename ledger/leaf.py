@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ledger.errors import LeafFormatError
-from signatures.canonical import MAX_JSON_BYTES, JsonValue, canonicalize, parse_json
+from signatures.canonical import (
+    MAX_DOCUMENT_BYTES,
+    MAX_JSON_BYTES,
+    JsonValue,
+    canonicalize,
+    parse_json,
+)
 from signatures.errors import CanonicalFormError
 from signatures.jwk import parse_b64url
 from signatures.jws import MAX_JWS_CHARS
@@ -97,9 +103,10 @@ def parse_timestamp(text: str, *, member: str = "accepted_at") -> datetime:
 def sha256_of_json(value: JsonValue) -> bytes:
     """SHA-256 of the RFC 8785 canonical bytes of value (the leaf's envelope and result hashes).
 
-    Raises CanonicalFormError when value is outside the canonical profile.
+    Raises CanonicalFormError when value is outside the canonical profile (a batch envelope may
+    be up to MAX_DOCUMENT_BYTES; the leaf itself stays within MAX_LEAF_JSON_BYTES).
     """
-    return hashlib.sha256(canonicalize(value)).digest()
+    return hashlib.sha256(canonicalize(value, max_bytes=MAX_DOCUMENT_BYTES)).digest()
 
 
 def _fail(member: str, rule: str, message: str) -> LeafFormatError:

@@ -29,7 +29,13 @@ from ledger.errors import ReceiptFormatError
 from ledger.leaf import KID_BYTES, MAX_LEAF_JSON_BYTES
 from ledger.merkle import HASH_SIZE, MAX_PROOF_HASHES
 from ledger.note import MAX_NOTE_BYTES
-from signatures.canonical import MAX_SAFE_INTEGER, JsonValue, canonicalize, join_pointer
+from signatures.canonical import (
+    MAX_DOCUMENT_BYTES,
+    MAX_SAFE_INTEGER,
+    JsonValue,
+    canonicalize,
+    join_pointer,
+)
 from signatures.envelope import MAX_SUBJECT_CHARS
 from signatures.errors import CanonicalFormError, JwkError
 from signatures.jwk import PublicJwk, b64url_chars, parse_b64url
@@ -289,7 +295,9 @@ def _canonical_object(value: JsonValue, pointer: str) -> dict[str, JsonValue]:
     if not isinstance(value, dict):
         _fail(pointer, RULE_WRONG_TYPE, "must be an object")
     try:
-        canonicalize(value)
+        # An envelope may be a batch (up to signatures.jws.MAX_PAYLOAD_BYTES): the receipt as a
+        # whole is bounded by MAX_RECEIPT_BYTES already.
+        canonicalize(value, max_bytes=MAX_DOCUMENT_BYTES)
     except CanonicalFormError as exc:
         _fail(pointer + exc.pointer, exc.rule, "is outside the canonical JSON profile")
     return value

@@ -28,6 +28,10 @@ from signatures.errors import CanonicalFormError, FieldError
 JsonValue: TypeAlias = bool | int | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 MAX_JSON_BYTES = 64 * 1024
+# The largest JSON text any caller may ask for with max_bytes: the body of a signed batch of
+# invoices (an envelope of up to signatures.jws.MAX_PAYLOAD_BYTES, 1 MiB, and its JWS), its
+# result and the receipt that carries it.
+MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 MAX_JSON_DEPTH = 32  # nested arrays/objects; the root container is depth 1
 MAX_SAFE_INTEGER = 2**53 - 1  # I-JSON / RFC 8785: integers exact in an IEEE 754 double
 MAX_REPORTED_ERRORS = 16  # one CanonicalFormError lists at most this many problems
@@ -58,16 +62,23 @@ def join_pointer(pointer: str, token: str | int) -> str:
     return f"{pointer}/{text.replace('~', '~0').replace('/', '~1')}"
 
 
-def parse_json(data: bytes) -> JsonValue:
+def _check_max_bytes(max_bytes: int) -> None:
+    if not 0 < max_bytes <= MAX_DOCUMENT_BYTES:
+        raise ValueError(f"max_bytes is within 1..MAX_DOCUMENT_BYTES={MAX_DOCUMENT_BYTES}")
+
+
+def parse_json(data: bytes, *, max_bytes: int = MAX_JSON_BYTES) -> JsonValue:
     """Parse untrusted JSON bytes under the canonical profile.
 
     Raises CanonicalFormError (with every problem found, each with pointer and rule) when the
-    input is larger than MAX_JSON_BYTES, not UTF-8 or starts with a BOM, not JSON, nested deeper
+    input is larger than max_bytes (MAX_JSON_BYTES unless the caller names a larger limit, up to
+    MAX_DOCUMENT_BYTES; ValueError beyond), not UTF-8 or starts with a BOM, not JSON, nested deeper
     than MAX_JSON_DEPTH, or holds a float, NaN/Infinity, an integer beyond ±MAX_SAFE_INTEGER, a
     duplicate member name or a lone surrogate.
     """
-    if len(data) > MAX_JSON_BYTES:
-        _refuse("", RULE_TOO_LARGE, f"the JSON text is larger than {MAX_JSON_BYTES} bytes")
+    _check_max_bytes(max_bytes)
+    if len(data) > max_bytes:
+        _refuse("", RULE_TOO_LARGE, f"the JSON text is larger than {max_bytes} bytes")
     if data.startswith(_UTF8_BOM):
         _refuse("", RULE_INVALID_UTF8, "the JSON text must not start with a byte order mark")
     try:
@@ -92,16 +103,17 @@ def parse_json(data: bytes) -> JsonValue:
     return _validated(raw)
 
 
-def canonicalize(value: JsonValue) -> bytes:
+def canonicalize(value: JsonValue, *, max_bytes: int = MAX_JSON_BYTES) -> bytes:
     """The RFC 8785 (JCS) canonical UTF-8 bytes of `value`, checked against the same profile.
 
     Raises CanonicalFormError when the value holds a float, an integer beyond ±MAX_SAFE_INTEGER,
     a lone surrogate, a non-string member name, a type that is not JSON, more than MAX_JSON_DEPTH
-    nested containers, or when the canonical bytes would exceed MAX_JSON_BYTES.
+    nested containers, or when the canonical bytes would exceed max_bytes (as parse_json).
     """
+    _check_max_bytes(max_bytes)
     data = rfc8785.dumps(_validated(value))
-    if len(data) > MAX_JSON_BYTES:
-        _refuse("", RULE_TOO_LARGE, f"the canonical form is larger than {MAX_JSON_BYTES} bytes")
+    if len(data) > max_bytes:
+        _refuse("", RULE_TOO_LARGE, f"the canonical form is larger than {max_bytes} bytes")
     return data
 
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signatures.canonical import JsonValue, parse_json
+from signatures.canonical import MAX_DOCUMENT_BYTES, JsonValue, parse_json
 from signatures.envelope import MIN_NONCE_BYTES, parse_envelope
 from signatures.errors import (
     ClientKeyError,
@@ -239,7 +239,7 @@ def build_envelope(
     envelope["nonce"] = new_nonce() if nonce is None else nonce
     envelope["created_at"] = format_timestamp(created_at)
     envelope["payload"] = payload
-    checked = parse_envelope(envelope)
+    checked = parse_envelope(envelope, max_bytes=MAX_DOCUMENT_BYTES)
     envelope["payload"] = checked.payload  # a plain copy: later changes to `payload` stay out
     return envelope
 
@@ -287,10 +287,10 @@ def sign_envelope(envelope: JsonValue, private_key: PrivateKey, *, iat: int) -> 
     Raises EnvelopeError (every refused field), ClientKeyError for an unsupported key, and
     JwsHeaderError (member iat) for an iat outside the profile's range.
     """
-    checked = parse_envelope(envelope)
+    checked = parse_envelope(envelope, max_bytes=MAX_DOCUMENT_BYTES)
     jwk = public_jwk(private_key)
     jws = sign_detached(checked.canonical, private_key, iat=iat)
-    plain = parse_json(checked.canonical)
+    plain = parse_json(checked.canonical, max_bytes=MAX_DOCUMENT_BYTES)
     assert isinstance(plain, dict)  # parse_envelope accepted it as an object
     return SignedTransaction(envelope=plain, canonical=checked.canonical, jws=jws, kid=jwk.kid)
 
@@ -302,7 +302,7 @@ def verify_transaction(envelope: JsonValue, jws: str, jwk: PublicJwk) -> Protect
     and JwsFormatError, JwsHeaderError, JwsAlgorithmError, JwsKeyMismatchError or
     JwsSignatureError (all JwsError) when the signature is not valid for it with this key.
     """
-    checked = parse_envelope(envelope)
+    checked = parse_envelope(envelope, max_bytes=MAX_DOCUMENT_BYTES)
     return verify_detached(jws, checked.canonical, jwk)
 
 

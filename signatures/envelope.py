@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from signatures.canonical import (
+    MAX_JSON_BYTES,
     MAX_SAFE_INTEGER,
     RULE_FLOAT_NOT_ALLOWED,
     RULE_INTEGER_OUT_OF_RANGE,
@@ -317,25 +318,27 @@ class Envelope:
         return base64.urlsafe_b64decode(self.nonce + "=" * (-len(self.nonce) % 4))
 
 
-def parse_envelope_json(data: bytes) -> Envelope:
+def parse_envelope_json(data: bytes, *, max_bytes: int = MAX_JSON_BYTES) -> Envelope:
     """parse_json then parse_envelope. Raises EnvelopeError for every refusal of either."""
     try:
-        value = parse_json(data)
+        value = parse_json(data, max_bytes=max_bytes)
     except CanonicalFormError as exc:
         raise EnvelopeError(exc.errors) from None
-    return parse_envelope(value)
+    return parse_envelope(value, max_bytes=max_bytes)
 
 
-def parse_envelope(value: JsonValue) -> Envelope:
-    """Check an envelope (parsed, or built in Python) and compute its canonical bytes.
+def parse_envelope(value: JsonValue, *, max_bytes: int = MAX_JSON_BYTES) -> Envelope:
+    """Check an envelope (parsed, or built in Python) and compute its canonical bytes, at most
+    max_bytes of them (MAX_JSON_BYTES unless the caller allows a larger document, such as a batch
+    of invoices, up to signatures.canonical.MAX_DOCUMENT_BYTES).
 
     Raises EnvelopeError listing every refused field, each with a pointer and a rule: those of
     signatures.canonical and the RULE_* of this module (docs/ENVELOPE.md lists them all).
     """
     errors: list[FieldError] = []
     try:
-        canonical = canonicalize(value)
-        value = parse_json(canonical)  # a plain copy of exactly what is signed
+        canonical = canonicalize(value, max_bytes=max_bytes)
+        value = parse_json(canonical, max_bytes=max_bytes)  # a plain copy of exactly what is signed
     except CanonicalFormError as exc:
         errors.extend(exc.errors)
         canonical = b""

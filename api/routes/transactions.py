@@ -17,7 +17,7 @@ from api.auth import Principal, require_principal
 from api.problems import Problem, problem_responses, problem_type
 from api.transactions.service import TransactionService, not_found
 from api.transactions.store import TxRow
-from signatures.canonical import parse_json
+from signatures.canonical import MAX_DOCUMENT_BYTES, parse_json
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -151,8 +151,8 @@ def get_transaction(request: Request, tx_id: TxId, principal: PrincipalDep) -> d
     return {
         **_summary(row),
         "kid": row.kid,
-        "envelope": parse_json(row.envelope.encode()),
-        "result": parse_json(row.result.encode()),
+        "envelope": parse_json(row.envelope.encode(), max_bytes=MAX_DOCUMENT_BYTES),
+        "result": parse_json(row.result.encode(), max_bytes=MAX_DOCUMENT_BYTES),
     }
 
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from api.auth import Principal
+from api.limits import MAX_TRANSACTION_BODY_BYTES
 from api.problems import FieldError, Problem, problem_type
 from api.transactions.keycache import SigningKeyCache
 from api.transactions.registry import TransactionType, TypeRegistry
@@ -26,7 +27,7 @@ from signatures.canonical import JsonValue, canonicalize, parse_json
 from signatures.envelope import Envelope, parse_envelope
 from signatures.errors import CanonicalFormError, EnvelopeError, JwsError
 from signatures.errors import FieldError as SigFieldError
-from signatures.jws import parse_protected_header
+from signatures.jws import MAX_PAYLOAD_BYTES, parse_protected_header
 from signatures.keys import AssuranceLevel, KeyRecord
 from signatures.validation import SubIndication, validate_at
 
@@ -85,7 +86,7 @@ def parse_body(body: bytes) -> tuple[dict[str, JsonValue], str, bytes]:
     Raises Problem invalid-body (not strict JSON, not {"envelope": {...}, "signature": "..."}).
     """
     try:
-        value = parse_json(body)
+        value = parse_json(body, max_bytes=MAX_TRANSACTION_BODY_BYTES)
     except CanonicalFormError as exc:
         raise invalid_body("the body is not strict JSON", _fields(exc.errors, "")) from None
     if not isinstance(value, dict):
@@ -109,7 +110,8 @@ def parse_body(body: bytes) -> tuple[dict[str, JsonValue], str, bytes]:
             "envelope must be an object",
             (FieldError(field="/envelope", rule="wrong_type", message="an object"),),
         )
-    return envelope, signature, hashlib.sha256(canonicalize(value)).digest()
+    canonical = canonicalize(value, max_bytes=MAX_TRANSACTION_BODY_BYTES)
+    return envelope, signature, hashlib.sha256(canonical).digest()
 
 
 def check_envelope(
@@ -118,7 +120,7 @@ def check_envelope(
     """Raises Problem envelope-invalid, unknown-transaction-type, forbidden (the caller's roles
     may not submit this type), payload-invalid."""
     try:
-        envelope = parse_envelope(value)
+        envelope = parse_envelope(value, max_bytes=MAX_PAYLOAD_BYTES)
     except EnvelopeError as exc:
         raise Problem(
             400,
@@ -135,6 +137,14 @@ def check_envelope(
             "Unknown transaction type",
             f"no transaction type {envelope.type!r} version {envelope.version}; "
             f"known: {', '.join(registry.names())}",
+        )
+    if len(envelope.canonical) > tx_type.max_envelope_bytes:
+        raise Problem(
+            413,
+            problem_type("envelope-too-large"),
+            "The envelope is too large for its type",
+            f"a {envelope.type} envelope is at most {tx_type.max_envelope_bytes} bytes "
+            "in canonical form",
         )
     if not principal.roles & tx_type.roles:
         # Function-level authorisation first: a caller who may not submit this type learns

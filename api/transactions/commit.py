@@ -29,7 +29,7 @@ from api.transactions.checks import Prepared, check_signature
 from ledger import store
 from ledger.leaf import TransactionLeaf, encode_leaf
 from signatures import registry_store
-from signatures.canonical import JsonValue, canonicalize
+from signatures.canonical import MAX_DOCUMENT_BYTES, JsonValue, canonicalize
 from signatures.keys import KeyRecord
 
 logger = logging.getLogger("pishkhan.api")
@@ -218,7 +218,7 @@ def changed_kid(item: Prepared) -> str | None:
 def _record(
     batch: _Batch, item: Prepared, result: dict[str, JsonValue], *, at: datetime, index: int
 ) -> None:
-    result_json = canonicalize(result)
+    result_json = canonicalize(result, max_bytes=MAX_DOCUMENT_BYTES)
     leaf = TransactionLeaf(
         tx_id=item.tx_id,
         type=item.envelope.type,

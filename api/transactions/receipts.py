@@ -16,12 +16,12 @@ from ledger import store
 from ledger.receipt import ProvenEntry, SignerKeyEvidence, build_receipt
 from ledger.schema import entries
 from signatures import registry_store
-from signatures.canonical import JsonValue, parse_json
+from signatures.canonical import MAX_DOCUMENT_BYTES, JsonValue, parse_json
 from signatures.keys import KeyEventKind, KeyRecord
 
 
 def _json_object(text: str) -> dict[str, JsonValue]:
-    value = parse_json(text.encode("utf-8"))
+    value = parse_json(text.encode("utf-8"), max_bytes=MAX_DOCUMENT_BYTES)
     assert isinstance(value, dict)
     return value
 

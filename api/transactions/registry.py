@@ -20,7 +20,7 @@ from api.auth import Role
 from api.payments.runtime import PaymentsRuntime
 from payments import handlers as payment_handlers
 from signatures import registry_handlers, registry_payloads
-from signatures.canonical import JsonValue
+from signatures.canonical import MAX_JSON_BYTES, JsonValue
 from signatures.envelope import Envelope
 from signatures.jwk import PublicJwk
 from signatures.registry_handlers import Handler
@@ -51,6 +51,9 @@ class TransactionType:
     possession_key: Callable[[Envelope], PublicJwk] | None = None
     changes_keys: bool = False
     after_commit: Callable[[str, Envelope], None] | None = None
+    # The largest canonical envelope of this type (413 envelope-too-large beyond): 64 KiB but for
+    # the types that carry a batch, up to signatures.jws.MAX_PAYLOAD_BYTES.
+    max_envelope_bytes: int = MAX_JSON_BYTES
 
 
 class TypeRegistry:

@@ -30,6 +30,7 @@ from api.transactions.registry import TypeRegistry
 from ledger import store
 from signatures.canonical import JsonValue
 from signatures.envelope import Envelope, parse_envelope_json
+from signatures.jws import MAX_PAYLOAD_BYTES
 
 logger = logging.getLogger("pishkhan.transactions")
 
@@ -225,7 +226,9 @@ class TransactionService:
         tx_type = self.registry.get(submitted.type_name)
         if tx_type is None or tx_type.after_commit is None or submitted.envelope_json is None:
             return
-        envelope = parse_envelope_json(submitted.envelope_json.encode())
+        envelope = parse_envelope_json(
+            submitted.envelope_json.encode(), max_bytes=MAX_PAYLOAD_BYTES
+        )
         await self._after_commit(tx_type.after_commit, submitted.tx_id, envelope)
 
     # --- GET ----------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from signatures.canonical import JsonValue, canonicalize, parse_json
 from signatures.client import verify_transaction
 from signatures.envelope import parse_envelope
 from signatures.jwk import PublicJwk
-from signatures.jws import parse_protected_header
+from signatures.jws import MAX_PAYLOAD_BYTES, parse_protected_header
 
 ALGS = ("EdDSA", "ES256", "PS256")
 PASSPHRASE = "correct horse battery staple"
@@ -285,7 +285,7 @@ BAD_ENVELOPES = {
     "not_utf8": (b'{"type": "\xff"}', "invalid_utf8"),
     "duplicate": (b'{"a": 1, "a": 2}', "duplicate_key"),
     "not_an_object": (b"[]", "wrong_type"),
-    "too_large": (b" " * (64 * 1024 + 1), "too_large"),
+    "too_large": (b" " * (MAX_PAYLOAD_BYTES + 1), "too_large"),  # a batch payload may be 1 MiB
 }
 
 
