@@ -33,14 +33,22 @@ MAX_ENDED_PERIODS = 1_200
 PERIOD_POINTER = "/payload/period"
 RULE_INVALID_PERIOD = "invalid_period"
 MONTHS_PER_YEAR = 12
+MONTHS_PER_QUARTER = 3
+QUARTERS_PER_YEAR = 4
 
-_YEAR_LABEL = re.compile(r"([0-9]{4})")
-_MONTH_LABEL = re.compile(r"([0-9]{4})-([0-9]{2})")
+# Each kind's label: the year, then the second number (quarter or month) if the kind has one.
+_LABELS = {
+    "year": re.compile(r"([0-9]{4})"),
+    "quarter": re.compile(r"([0-9]{4})-Q([0-9])"),
+    "month": re.compile(r"([0-9]{4})-([0-9]{2})"),
+}
+_SHAPES = {"year": "YYYY", "quarter": "YYYY-Qn", "month": "YYYY-MM"}
 
 
 @dataclass(frozen=True)
 class Period:
-    """A tax period: a year or a month of the pack's calendar; `end` is its last day (inclusive)."""
+    """A tax period: a year, a quarter (months 1-3, 4-6, 7-9, 10-12) or a month of the pack's
+    calendar; `end` is its last day (inclusive)."""
 
     kind: str
     label: str
@@ -86,6 +94,19 @@ def _month_period(pack: RulePack, *, year: int, month: int) -> Period:
     )
 
 
+def _quarter_period(pack: RulePack, *, year: int, quarter: int) -> Period:
+    first_month = (quarter - 1) * MONTHS_PER_QUARTER + 1
+    last_month = quarter * MONTHS_PER_QUARTER
+    return Period(
+        kind="quarter",
+        label=f"{year:04d}-Q{quarter}",
+        start=_day_in(pack, year=year, month=first_month, day=1),
+        end=_day_in(
+            pack, year=year, month=last_month, day=month_length(pack, year=year, month=last_month)
+        ),
+    )
+
+
 def _year_period(pack: RulePack, *, year: int) -> Period:
     return Period(
         kind="year",
@@ -96,35 +117,42 @@ def _year_period(pack: RulePack, *, year: int) -> Period:
 
 
 def parse_period(pack: RulePack, label: str, *, kind: str) -> Period:
-    """The period a label names: "1403" / "2024" (kind "year") or "2025-03" (kind "month").
+    """The period a label names: "1403" / "2024" (kind "year"), "1403-Q4" (kind "quarter", n in
+    1..4) or "2025-03" (kind "month").
 
-    Raises TaxFieldError at /payload/period, rule invalid_period, for a malformed label or a year
-    outside MIN_YEAR..MAX_YEAR; ValueError for an unknown kind (a programming error)."""
-    pattern = {"year": _YEAR_LABEL, "month": _MONTH_LABEL}.get(kind)
+    Raises TaxFieldError at /payload/period, rule invalid_period, for a malformed label, a
+    quarter outside 1..4, a month outside 01..12 or a year outside MIN_YEAR..MAX_YEAR; ValueError
+    for an unknown kind (a programming error)."""
+    pattern = _LABELS.get(kind)
     if pattern is None:
         raise ValueError(f"unknown period kind {kind!r}")
     match = pattern.fullmatch(label)
     if match is None:
-        shape = "YYYY" if kind == "year" else "YYYY-MM"
-        raise _invalid_period(f"a {kind} period is written {shape} in the pack's calendar")
+        raise _invalid_period(f"a {kind} period is written {_SHAPES[kind]} in the pack's calendar")
     year = int(match.group(1))
     if not MIN_YEAR <= year <= MAX_YEAR:
         raise _invalid_period(f"the year must be within {MIN_YEAR}..{MAX_YEAR}")
     if kind == "year":
         return _year_period(pack, year=year)
-    month = int(match.group(2))
-    if not 1 <= month <= MONTHS_PER_YEAR:
+    number = int(match.group(2))
+    if kind == "quarter":
+        if not 1 <= number <= QUARTERS_PER_YEAR:
+            raise _invalid_period(f"the quarter must be within Q1..Q{QUARTERS_PER_YEAR}")
+        return _quarter_period(pack, year=year, quarter=number)
+    if not 1 <= number <= MONTHS_PER_YEAR:
         raise _invalid_period("the month must be within 01..12")
-    return _month_period(pack, year=year, month=month)
+    return _month_period(pack, year=year, month=number)
 
 
 def period_containing(pack: RulePack, day: date, *, kind: str) -> Period:
-    """The year or month period of the pack's calendar that contains `day`.
+    """The year, quarter or month period of the pack's calendar that contains `day`.
 
     Raises ValueError for an unknown kind."""
     year, month = _year_month(pack, day)
     if kind == "year":
         return _year_period(pack, year=year)
+    if kind == "quarter":
+        return _quarter_period(pack, year=year, quarter=(month - 1) // MONTHS_PER_QUARTER + 1)
     if kind == "month":
         return _month_period(pack, year=year, month=month)
     raise ValueError(f"unknown period kind {kind!r}")
@@ -146,7 +174,8 @@ def ended_periods(pack: RulePack, kind: ReturnKind, *, today: date) -> list[Peri
 
 def deadline_day(pack: RulePack, period: Period, deadline: Deadline) -> date:
     """The deadline's day before rolling: months_after_period_end months after the period's last
-    month, on `day` (0, or a day beyond the month's length, means that month's last day)."""
+    month (Esfand for an ir Q4 or year, the 3rd month of any quarter), on `day` (0, or a day beyond
+    the month's length, means that month's last day)."""
     year, month = _year_month(pack, period.end)
     index = year * MONTHS_PER_YEAR + (month - 1) + deadline.months_after_period_end
     year, month = divmod(index, MONTHS_PER_YEAR)

@@ -49,8 +49,8 @@ MAX_YEAR = 2999
 
 CALENDARS = ("solar_hijri", "gregorian")
 ROUNDINGS = {"down": ROUND_DOWN, "half_up": ROUND_HALF_UP}
-RETURN_NAMES = ("personal", "corporate")
-PERIOD_KINDS = ("year", "month")
+RETURN_NAMES = ("personal", "corporate", "vat")
+PERIOD_KINDS = ("year", "quarter", "month")
 SUBJECT_KINDS = ("ir-nid", "ir-lid", "ee-ik", "ee-rg")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 KINDS = ("rate", "amount", "count", "text", "brackets", "degressive", "deadline")
@@ -60,6 +60,7 @@ TEXT_CHOICES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "corporate.base": ("profit", "distribution"),
         "interest.unit": ("month", "day"),
         "interest.partial_month": ("pro_rata_days", "whole_months"),
+        "invoice.rounding": ("half_up", "down"),
     }
 )
 # The kind each catalogue parameter must have; a name not listed (a new parameter) may have any.
@@ -80,9 +81,18 @@ CATALOGUE_KINDS: Mapping[str, str] = MappingProxyType(
         "deadline.corporate": "deadline",
         "payment_deadline.personal": "deadline",
         "payment_deadline.corporate": "deadline",
+        # E-tax II: electronic invoices and VAT returns (docs/TAX.md, "Parameter catalogue").
+        "invoice.rounding": "text",
+        "invoice.response_window_days": "count",
+        "invoice.submission_window_days": "count",
+        "deadline.vat": "deadline",
+        "payment_deadline.vat": "deadline",
+        "penalty.late_filing.vat": "rate",
+        "interest.late_payment.vat": "rate",
     }
 )
-DEDUCTION_PREFIX = "personal.deductions."
+DEDUCTION_PREFIX = "personal.deductions."  # every name under it is an amount (a cap)
+VAT_RATE_PREFIX = "vat.rate."  # every name under it is a rate; the rest is the VAT category
 
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _RATE = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
@@ -279,6 +289,22 @@ class RulePack:
     def deadline_at(self, name: str, *, on: date) -> DatedValue:
         """value_at, checked to be a deadline; raises RulePackError for another kind."""
         return self._typed_at(name, "deadline", on)
+
+    def vat_rates_at(self, *, on: date) -> dict[str, DatedValue]:
+        """Every VAT rate in force on `on`, by category ("standard" for `vat.rate.standard`).
+
+        A category whose first value comes after `on` is left out, so the result may be empty.
+        Raises RulePackError only for a `vat.rate.*` parameter that is not a rate, which the
+        loader never lets through."""
+        rates: dict[str, DatedValue] = {}
+        for name in sorted(self.params):
+            if not name.startswith(VAT_RATE_PREFIX):
+                continue
+            try:
+                rates[name.removeprefix(VAT_RATE_PREFIX)] = self.rate_at(name, on=on)
+            except RuleNotInForceError:
+                continue  # not yet in force on that day: the category is not offered
+        return rates
 
     def round_minor(self, value: Decimal) -> int:
         """value rounded to a whole minor unit per the pack's rounding ("down" is toward zero)."""

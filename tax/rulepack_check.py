@@ -34,6 +34,7 @@ from tax.rulepack import (
     ROUNDINGS,
     SUBJECT_KINDS,
     TEXT_CHOICES,
+    VAT_RATE_PREFIX,
     WEEKDAYS,
     Bracket,
     DatedValue,
@@ -55,7 +56,12 @@ _URL = re.compile(r"https?://\S+")
 _AGENCY = re.compile(r"agency:[a-z0-9-]{1,63}")
 _JURISDICTION = re.compile(r"[a-z]{2}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_LABELS = {"year": re.compile(r"[0-9]{4}"), "month": re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")}
+# The label of a return's first_period, by the return's period kind (tax.calendar reads them).
+_LABELS = {
+    "year": re.compile(r"[0-9]{4}"),
+    "quarter": re.compile(r"[0-9]{4}-Q[1-4]"),
+    "month": re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])"),
+}
 _HEAD_KEYS = ("jurisdiction", "title", "revision", "currency", "calendar", "tax_agency", "weekend",
               "rounding")  # fmt: skip
 # Optional: the IANA zone whose calendar day a filing is made on; UTC when absent.
@@ -282,9 +288,12 @@ def _params(reader: _Reader, raw: object) -> dict[str, tuple[DatedValue, ...]]:
         at = f"params.{name}"
         entry = reader.table(item, at, ("kind", "values"))
         kind = reader.choice(entry["kind"], f"{at}.kind", KINDS)
-        expected = "amount" if name.startswith(DEDUCTION_PREFIX) else CATALOGUE_KINDS.get(name)
+        expected = _expected_kind(name)
         if expected is not None and kind != expected:
             reader.fail(f"{at}.kind", f"the catalogue says {name} is of kind {expected}")
+        if name.startswith(VAT_RATE_PREFIX) and "." in name.removeprefix(VAT_RATE_PREFIX):
+            # vat_rates_at keys rates by what follows the prefix: one plain category name.
+            reader.fail(at, "a VAT category is a single name: vat.rate.<category>")
         if kind == "text" and name not in TEXT_CHOICES:
             reader.fail(f"{at}.kind", "no allowed texts are known for this parameter")
         values: list[DatedValue] = []
@@ -297,6 +306,15 @@ def _params(reader: _Reader, raw: object) -> dict[str, tuple[DatedValue, ...]]:
             values.append(dated)
         params[name] = tuple(values)
     return params
+
+
+def _expected_kind(name: str) -> str | None:
+    """The kind the catalogue fixes for `name`, or None when any kind but text is allowed."""
+    if name.startswith(DEDUCTION_PREFIX):
+        return "amount"
+    if name.startswith(VAT_RATE_PREFIX):
+        return "rate"
+    return CATALOGUE_KINDS.get(name)
 
 
 def _dated(reader: _Reader, raw: object, at: str, *, name: str, kind: str) -> DatedValue:

@@ -85,6 +85,8 @@ SALARY_CASES = [case for case in PERSONAL_CASES if case.pack.has(SALARY_BRACKETS
 def test_every_shipped_pack_has_periods_with_rules() -> None:
     for jurisdiction, pack in shipped_packs().items():
         for kind in pack.returns:
+            if kind not in (PERSONAL, CORPORATE):
+                continue  # the VAT return computes from invoices, not from brackets
             assert _periods_with_rules(pack, kind), f"{jurisdiction} {kind}: no period has rules"
     assert SALARY_CASES, "no shipped pack has salary brackets: the salary properties test nothing"
 

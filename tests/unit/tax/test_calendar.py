@@ -7,6 +7,7 @@ Known Jalali/ISO pairs: 1403-01-01 = 2024-03-20 (Nowruz 1403), 1404-03-31 = 2025
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -150,7 +151,7 @@ def test_bad_period_labels_are_field_errors(ee: RulePack, label: str, kind: str)
 
 def test_unknown_period_kind_is_a_programming_error(ee: RulePack) -> None:
     with pytest.raises(ValueError, match="unknown period kind"):
-        parse_period(ee, "2025", kind="quarter")
+        parse_period(ee, "2025", kind="week")
 
 
 def test_ended_periods_up_to_today(ee: RulePack, ir: RulePack) -> None:
@@ -254,3 +255,130 @@ def test_monthly_corporate_deadline_across_the_year_end(ee: RulePack) -> None:
     day, reasons = due_date(ee, parse_period(ee, "2026-12", kind="month"), "deadline.corporate")
     assert day == date(2027, 1, 11)
     assert reasons == ["2027-01-10 is a Sunday (weekend)"]
+
+
+# --- quarters -----------------------------------------------------------------------------------
+
+
+def test_solar_hijri_quarters_follow_the_seasons(ir: RulePack) -> None:
+    # Spring is Farvardin-Khordad (31 days each), autumn Mehr-Azar (30 days each).
+    assert parse_period(ir, "1403-Q1", kind="quarter") == Period(
+        "quarter", "1403-Q1", date(2024, 3, 20), parse_date(ir, "1403-03-31")
+    )
+    summer = parse_period(ir, "1403-Q2", kind="quarter")
+    assert (format_date(ir, summer.start), format_date(ir, summer.end)) == (
+        "1403-04-01",
+        "1403-06-31",
+    )
+    autumn = parse_period(ir, "1403-Q3", kind="quarter")
+    assert (format_date(ir, autumn.start), format_date(ir, autumn.end)) == (
+        "1403-07-01",
+        "1403-09-30",
+    )
+
+
+@pytest.mark.parametrize(
+    ("label", "last_day", "iso"),
+    [
+        ("1403-Q4", "1403-12-30", date(2025, 3, 20)),  # 1403 is a leap year: 30 Esfand
+        ("1402-Q4", "1402-12-29", date(2024, 3, 19)),
+        ("1404-Q4", "1404-12-29", date(2026, 3, 20)),
+    ],
+)
+def test_ir_fourth_quarter_ends_on_29_or_30_esfand(
+    ir: RulePack, label: str, last_day: str, iso: date
+) -> None:
+    winter = parse_period(ir, label, kind="quarter")
+    assert winter.end == parse_date(ir, last_day) == iso
+    assert format_date(ir, winter.start) == f"{label[:4]}-10-01"
+    # The next day is Nowruz, the first day of the next year's Q1.
+    assert period_containing(ir, iso + timedelta(days=1), kind="quarter").label == (
+        f"{int(label[:4]) + 1}-Q1"
+    )
+
+
+@pytest.mark.parametrize("year", range(1399, 1406))
+def test_ir_quarters_tile_the_year(ir: RulePack, year: int) -> None:
+    quarters = [parse_period(ir, f"{year}-Q{n}", kind="quarter") for n in range(1, 5)]
+    whole = parse_period(ir, str(year), kind="year")
+    assert quarters[0].start == whole.start and quarters[-1].end == whole.end
+    for earlier, later in pairwise(quarters):
+        assert later.start == earlier.end + timedelta(days=1)
+    assert sum((q.end - q.start).days + 1 for q in quarters) == (whole.end - whole.start).days + 1
+
+
+def test_gregorian_quarters_and_the_leap_day(ee: RulePack) -> None:
+    assert parse_period(ee, "2025-Q4", kind="quarter") == Period(
+        "quarter", "2025-Q4", date(2025, 10, 1), date(2025, 12, 31)
+    )
+    leap = parse_period(ee, "2024-Q1", kind="quarter")
+    assert (leap.end - leap.start).days + 1 == 91  # 29 February 2024
+    plain = parse_period(ee, "2025-Q1", kind="quarter")
+    assert (plain.end - plain.start).days + 1 == 90
+    assert period_containing(ee, date(2024, 2, 29), kind="quarter") == leap
+
+
+def test_quarter_containing_across_the_year_end(ee: RulePack, ir: RulePack) -> None:
+    assert period_containing(ee, date(2025, 12, 31), kind="quarter").label == "2025-Q4"
+    assert period_containing(ee, date(2026, 1, 1), kind="quarter").label == "2026-Q1"
+    assert period_containing(ee, date(2025, 6, 30), kind="quarter").label == "2025-Q2"
+    assert period_containing(ee, date(2025, 7, 1), kind="quarter").label == "2025-Q3"
+    assert period_containing(ir, date(2025, 3, 20), kind="quarter").label == "1403-Q4"
+    assert period_containing(ir, date(2025, 3, 21), kind="quarter").label == "1404-Q1"
+    # 1 Tir 1403 opens the summer quarter.
+    assert period_containing(ir, parse_date(ir, "1403-04-01"), kind="quarter").label == "1403-Q2"
+    assert period_containing(ir, parse_date(ir, "1403-03-31"), kind="quarter").label == "1403-Q1"
+
+
+@pytest.mark.parametrize(
+    ("label", "kind"),
+    [
+        ("1403-Q0", "quarter"),
+        ("1403-Q5", "quarter"),
+        ("1403-q1", "quarter"),
+        ("1403Q1", "quarter"),
+        ("1403-Q01", "quarter"),
+        ("1403-04", "quarter"),
+        ("1403", "quarter"),
+        ("0999-Q1", "quarter"),
+        ("1403-Q1", "month"),
+        ("1403-Q1", "year"),
+    ],
+)
+def test_bad_quarter_labels_are_field_errors(ir: RulePack, label: str, kind: str) -> None:
+    with pytest.raises(TaxFieldError) as caught:
+        parse_period(ir, label, kind=kind)
+    (error,) = caught.value.errors
+    assert (error.pointer, error.rule) == ("/payload/period", "invalid_period")
+    assert label not in error.message
+
+
+def test_ended_quarters_up_to_today(ir: RulePack) -> None:
+    vat = ir.returns["vat"]
+    assert vat.period == "quarter"
+    # 31 Khordad 1403 (2024-06-20) is Q1's last day: Q1 ends only when 1 Tir begins.
+    assert ended_periods(ir, vat, today=date(2024, 6, 20)) == []
+    assert [p.label for p in ended_periods(ir, vat, today=date(2024, 6, 21))] == ["1403-Q1"]
+    labels = [p.label for p in ended_periods(ir, vat, today=date(2025, 3, 21))]
+    assert labels == ["1403-Q1", "1403-Q2", "1403-Q3", "1403-Q4"]  # across Nowruz 1404
+    labels = [p.label for p in ended_periods(ir, vat, today=date(2025, 7, 1))]
+    assert labels[-2:] == ["1403-Q4", "1404-Q1"]
+
+
+def test_quarter_deadlines_count_from_the_quarters_last_month(ir: RulePack, ee: RulePack) -> None:
+    # One month after Esfand, last day: 31 Farvardin of the next year.
+    winter_1403 = parse_period(ir, "1403-Q4", kind="quarter")
+    assert deadline_day(ir, winter_1403, Deadline(1, 0)) == parse_date(ir, "1404-01-31")
+    assert deadline_day(ir, winter_1403, Deadline(0, 0)) == parse_date(ir, "1403-12-30")
+    assert deadline_day(ir, parse_period(ir, "1404-Q4", kind="quarter"), Deadline(0, 30)) == (
+        parse_date(ir, "1404-12-29")  # no 30 Esfand in 1404: the month's last day
+    )
+    # Spring 1403 ends in Khordad: one month later is Tir, which has 31 days.
+    spring = parse_period(ir, "1403-Q1", kind="quarter")
+    assert deadline_day(ir, spring, Deadline(1, 0)) == parse_date(ir, "1403-04-31")
+    assert deadline_day(ee, parse_period(ee, "2025-Q4", kind="quarter"), Deadline(1, 20)) == date(
+        2026, 1, 20
+    )
+    assert deadline_day(ee, parse_period(ee, "2025-Q1", kind="quarter"), Deadline(1, 0)) == date(
+        2025, 4, 30
+    )

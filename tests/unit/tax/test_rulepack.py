@@ -324,7 +324,7 @@ MALFORMED = [
     ('url = "https://example.org/law"', 'url = "ftp://example.org/law"', "sources.law.url"),
     ('citation = "Other Act"', 'citation = ""', "sources.other.citation"),
     # returns
-    ("[returns.personal]", "[returns.vat]", "returns.vat"),
+    ("[returns.personal]", "[returns.customs]", "returns.customs"),
     (
         'deadline = "deadline.personal"\npayment',
         'deadline = "corporate.rate"\npayment',
@@ -337,6 +337,9 @@ MALFORMED = [
     ),
     ('first_period = "2024"', 'first_period = "24"', "returns.personal.first_period"),
     ('period = "year"', 'period = "week"', "returns.personal.period"),
+    # a quarterly return needs a YYYY-Qn label, a monthly one YYYY-MM
+    ('period = "year"', 'period = "quarter"', "returns.personal.first_period"),
+    ('period = "year"', 'period = "month"', "returns.personal.first_period"),
     ('subjects = ["ee-ik"]', 'subjects = ["us-ssn"]', "returns.personal.subjects[0]"),
     ('subjects = ["ee-ik"]', "subjects = []", "returns.personal.subjects"),
     # holidays
@@ -561,3 +564,105 @@ def test_a_loaded_pack_is_immutable() -> None:
     assert pack.weekend == frozenset({5, 6})
     assert pack.holidays[date(2024, 12, 25)].source.key == "other"
     assert pack.returns["personal"].subjects == frozenset({"ee-ik"})
+
+
+# --- E-tax II: quarterly returns and the VAT catalogue ------------------------------------------
+
+
+def _param(name: str, kind: str, value: str) -> str:
+    """A TOML parameter with one value since 2020, appended to BASE by the tests below."""
+    return (
+        f'\n[params."{name}"]\nkind = "{kind}"\n[[params."{name}".values]]\n'
+        f'since = "2020-01-01"\nvalue = {value}\nsource = "law"\nstatus = "enacted"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("label", "ok"),
+    [
+        ("2024-Q1", True),
+        ("2024-Q4", True),
+        ("2024-Q5", False),
+        ("2024-Q0", False),
+        ("2024-04", False),
+        ("2024", False),
+    ],
+)
+def test_quarterly_return_first_period_label(label: str, ok: bool) -> None:
+    text = _mutated('period = "year"', 'period = "quarter"').replace(
+        'first_period = "2024"', f'first_period = "{label}"'
+    )
+    if ok:
+        kind = _pack(text).returns["personal"]
+        assert (kind.period, kind.first_period) == ("quarter", label)
+        return
+    with pytest.raises(RulePackError) as caught:
+        _pack(text)
+    assert caught.value.pointer == "returns.personal.first_period"
+
+
+def test_a_vat_return_is_a_return_name() -> None:
+    text = _mutated("[returns.personal]", "[returns.vat]")
+    pack = _pack(text)
+    assert set(pack.returns) == {"vat"}
+    assert pack.returns["vat"].name == "vat"
+
+
+CATALOGUE_MISTAKES = [
+    # (name, kind, value, pointer after "params.<name>")
+    ("vat.rate.standard", "amount", "20", ".kind"),
+    ("vat.rate.standard", "count", "20", ".kind"),
+    ("vat.rate.standard", "rate", '"1.5"', ".values[0].value"),
+    ("vat.rate.standard", "rate", "0.2", ".values[0].value"),  # a TOML float
+    ("vat.rate.reduced.books", "rate", '"0.09"', ""),  # a category is one name
+    ("invoice.rounding", "text", '"up"', ".values[0].value"),
+    ("invoice.rounding", "rate", '"0.5"', ".kind"),
+    ("invoice.response_window_days", "amount", "30", ".kind"),
+    ("invoice.response_window_days", "count", "-1", ".values[0].value"),
+    ("invoice.response_window_days", "count", '"30"', ".values[0].value"),
+    ("invoice.submission_window_days", "rate", '"7"', ".kind"),
+    ("invoice.submission_window_days", "count", "100001", ".values[0].value"),
+    ("deadline.vat", "count", "1", ".kind"),
+    ("payment_deadline.vat", "rate", '"0"', ".kind"),
+    ("penalty.late_filing.vat", "amount", "0", ".kind"),
+    ("interest.late_payment.vat", "count", "2", ".kind"),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "value", "place"), CATALOGUE_MISTAKES)
+def test_catalogue_fixes_the_vat_and_invoice_kinds(
+    name: str, kind: str, value: str, place: str
+) -> None:
+    with pytest.raises(RulePackError) as caught:
+        _pack(BASE + _param(name, kind, value))
+    assert caught.value.pointer == f"params.{name}{place}"
+
+
+def test_catalogue_accepts_the_vat_and_invoice_kinds() -> None:
+    text = BASE + "".join(
+        _param(name, kind, value)
+        for name, kind, value in [
+            ("vat.rate.standard", "rate", '"0.22"'),
+            ("vat.rate.zero", "rate", '"0"'),
+            ("invoice.rounding", "text", '"half_up"'),
+            ("invoice.response_window_days", "count", "30"),
+            ("invoice.submission_window_days", "count", "7"),
+            ("deadline.vat", "deadline", "{ months_after_period_end = 1, day = 20 }"),
+            ("payment_deadline.vat", "deadline", "{ months_after_period_end = 1, day = 20 }"),
+            ("penalty.late_filing.vat", "rate", '"0"'),
+            ("interest.late_payment.vat", "rate", '"0.0006"'),
+            ("vatx.rate.standard", "amount", "5"),  # not under vat.rate.: any kind but text
+        ]
+    )
+    pack = _pack(text)
+    on = date(2024, 1, 1)
+    assert pack.text_at("invoice.rounding", on=on).value == "half_up"
+    assert pack.count_at("invoice.response_window_days", on=on).value == 30
+    assert pack.deadline_at("deadline.vat", on=on).value == Deadline(1, 20)
+    assert set(pack.vat_rates_at(on=on)) == {"standard", "zero"}
+    assert (
+        _pack(BASE + _param("invoice.rounding", "text", '"down"'))
+        .text_at("invoice.rounding", on=on)
+        .value
+        == "down"
+    )
