@@ -37,7 +37,7 @@ class VersionPayment:
 
 
 def chain_balance(
-    pack: RulePack, versions: Sequence[VersionPayment], *, today: date
+    pack: RulePack, versions: Sequence[VersionPayment], *, today: date, kind: str | None = None
 ) -> dict[str, JsonValue]:
     """assessed − credited − paid = outstanding, and the interest accrued after each due date.
 
@@ -57,7 +57,12 @@ def chain_balance(
         if until <= v.due_on or unpaid == 0:
             continue
         line = late_payment_interest(
-            pack, unpaid_minor=unpaid, due_on=v.due_on, paid_on=until, code=INTEREST_CODE
+            pack,
+            unpaid_minor=unpaid,
+            due_on=v.due_on,
+            paid_on=until,
+            code=INTEREST_CODE,
+            kind=kind,
         )
         interest += line.amount_minor
         lines.append(

@@ -13,6 +13,7 @@ jurisdiction, or an amendment that does not continue its chain is refused and no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
@@ -125,7 +126,17 @@ def evaluate(
     pack: RulePack, data: FilingData, *, head: StoredFiling | None, filed_on: date
 ) -> Outcome:
     """Compute a return and assess it against `head` (the version it amends, or None)."""
-    computation = compute_return(pack, data, today=filed_on)
+    return assess_outcome(
+        pack, compute_return(pack, data, today=filed_on), head=head, filed_on=filed_on
+    )
+
+
+def assess_outcome(
+    pack: RulePack, computation: Computation, *, head: StoredFiling | None, filed_on: date
+) -> Outcome:
+    """Assess a computed return (of any kind) against `head`; a rejected one is not assessed.
+
+    Raises TaxFieldError (/payload, out_of_range) for an amount the ledger cannot record."""
     if not computation.accepted:
         return Outcome(computation, None, None)
     try:
@@ -231,8 +242,9 @@ def handle_return(
     accepted_at: datetime,
     ledger_index: int,
 ) -> dict[str, JsonValue]:
-    """Record a signed return: rejected with its issues, or accepted as the next version of its
-    obligation, with a payable for what it adds or a credit for what it takes away.
+    """Record a signed income tax return (personal, corporate): rejected with its issues, or
+    accepted as the next version of its obligation, with a payable for what it adds or a credit
+    for what it takes away.
 
     Raises EnvelopeError (payload), FilingChainError (amends does not name the head).
     """
@@ -241,33 +253,82 @@ def handle_return(
         data, pack = parse_filing(_payload(envelope), kind=kind, taxpayer=taxpayer)
     except TaxFieldError as error:
         raise EnvelopeError(error.errors) from None
-    head = filing_store.head_of(
-        conn, taxpayer=taxpayer, jurisdiction=data.jurisdiction, kind=kind, period=data.period.label
+    filing = Filing(envelope, pack, kind, data.period.label, data.amends, taxpayer)
+    return file_return(
+        conn,
+        filing,
+        compute=lambda head, filed_on: compute_return(pack, data, today=filed_on),
+        tx_id=tx_id,
+        accepted_at=accepted_at,
+        ledger_index=ledger_index,
     )
-    check_chain(head, amends=data.amends, version_limit=filing_store.MAX_CHAIN_VERSIONS)
+
+
+@dataclass(frozen=True)
+class Filing:
+    """What file_return needs of any kind of return besides its computation."""
+
+    envelope: Envelope
+    pack: RulePack
+    kind: str
+    period: str  # label
+    amends: str | None
+    taxpayer: str
+
+
+def file_return(
+    conn: Connection,
+    filing: Filing,
+    *,
+    compute: Callable[[StoredFiling | None, date], Computation],
+    tx_id: str,
+    accepted_at: datetime,
+    ledger_index: int,
+) -> dict[str, JsonValue]:
+    """The chain, the computation (`compute(head, filed_on)`), the assessment, the payable and
+    the stored filing of one signed return, of any kind.
+
+    Raises EnvelopeError (an amount out of range), FilingChainError (amends not the head).
+    """
+    pack = filing.pack
+    head = filing_store.head_of(
+        conn,
+        taxpayer=filing.taxpayer,
+        jurisdiction=pack.jurisdiction,
+        kind=filing.kind,
+        period=filing.period,
+    )
+    check_chain(head, amends=filing.amends, version_limit=filing_store.MAX_CHAIN_VERSIONS)
     filed_on = pack.local_date(accepted_at)
     try:
-        outcome = evaluate(pack, data, head=head, filed_on=filed_on)
+        outcome = assess_outcome(pack, compute(head, filed_on), head=head, filed_on=filed_on)
     except TaxFieldError as error:
         raise EnvelopeError(error.errors) from None
     payable_id = _issue_payable(
-        conn, pack, outcome, taxpayer=taxpayer, tx_id=tx_id, at=accepted_at, index=ledger_index
+        conn,
+        pack,
+        outcome,
+        taxpayer=filing.taxpayer,
+        tx_id=tx_id,
+        at=accepted_at,
+        index=ledger_index,
     )
     detail = outcome_json(pack, outcome, payable_id=payable_id)
     accepted = outcome.assessment is not None
+    status = FilingStatus.ACCEPTED if accepted else FilingStatus.REJECTED
     c, a = outcome.computation, outcome.assessment
     filing_store.insert_filing(
         conn,
         StoredFiling(
             filing_id=tx_id,
-            taxpayer=taxpayer,
-            signer=str(envelope.signer),
-            jurisdiction=data.jurisdiction,
-            kind=kind,
+            taxpayer=filing.taxpayer,
+            signer=str(filing.envelope.signer),
+            jurisdiction=pack.jurisdiction,
+            kind=filing.kind,
             period=c.period.label,
-            status=FilingStatus.ACCEPTED if accepted else FilingStatus.REJECTED,
+            status=status,
             version=((head.version or 0) + 1 if head else 1) if accepted else None,
-            amends=data.amends,
+            amends=filing.amends,
             superseded_by=None,
             pack_version=c.pack_version,
             trace_sha256=c.trace_sha256(pack),
@@ -286,12 +347,7 @@ def handle_return(
     )
     if accepted and head is not None:
         filing_store.mark_superseded(conn, filing_id=head.filing_id, by=tx_id)
-    return filing_result(
-        tx_id,
-        detail,
-        status=FilingStatus.ACCEPTED if accepted else FilingStatus.REJECTED,
-        amends=data.amends,
-    )
+    return filing_result(tx_id, detail, status=status, amends=filing.amends)
 
 
 def filing_result(

@@ -80,8 +80,11 @@ def late_payment_interest(
     paid_on: date,
     code: str,
     due_reasons: Sequence[str] = (),
+    kind: str | None = None,
 ) -> TraceLine:
-    """Interest on unpaid_minor from due_on to paid_on at rate(interest.late_payment) per
+    """Interest on unpaid_minor from due_on to paid_on at rate(interest.late_payment.<kind>
+    when the pack has one for that return kind (VAT's differs from income tax's in ir), else
+    interest.late_payment) per
     interest.unit: per day, (paid_on − due_on) days; per month, the whole months between the
     dates in the pack's calendar plus the rest as days/30 ("pro_rata_days") or as one more month
     ("whole_months"), per interest.partial_month. A line of 0 when paid_on is not after due_on.
@@ -93,7 +96,10 @@ def late_payment_interest(
     due = _due_text(pack, due_on, due_reasons)
     if paid_on <= due_on:
         return TraceLine(code, f"Paid by the due date {due}: no interest", 0, (), "0", None)
-    parameter = pack.rate_at(INTEREST_RATE, on=due_on)
+    specific = f"{INTEREST_RATE}.{kind}"
+    parameter = pack.rate_at(
+        specific if kind is not None and pack.has(specific) else INTEREST_RATE, on=due_on
+    )
     rate = _rate(pack, parameter)
     unit = _text(pack, INTEREST_UNIT, due_on)
     span = f"from {due} to {format_date(pack, paid_on)}"
@@ -250,6 +256,7 @@ def assess(
             paid_on=filed_on,
             code="interest.late_payment",
             due_reasons=payment_reasons,
+            kind=computation.kind,
         ),
     ]
     lines.extend(_totals(delta.amount_minor, lines[1].amount_minor, lines[2].amount_minor))

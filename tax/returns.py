@@ -147,11 +147,11 @@ def parse_return(envelope_payload: JsonValue, *, kind: str) -> FilingData:
     optional = _PERSONAL_MEMBERS if kind == PERSONAL else _CORPORATE_MEMBERS
     required = ("jurisdiction", "period")
     check_members(obj, required=required, optional=optional, pointer=PAYLOAD, errors=errors)
-    pack = _pack(obj, kind, errors)
-    period = _period(obj, pack, kind, errors) if pack is not None else None
+    pack = read_pack(obj, kind, errors)
+    period = read_period(obj, pack, kind, errors) if pack is not None else None
     postal_code = _postal_code(obj, pack, errors) if pack is not None else None
     prepaid = _amount(obj, "tax_prepaid_minor", PAYLOAD, errors)
-    amends = _amends(obj, errors)
+    amends = read_amends(obj, errors)
     if kind == PERSONAL:
         fields = _personal(obj, errors)
         _check_total([*(e.withheld_minor for e in fields.salary), prepaid or 0], "credits", errors)
@@ -183,7 +183,9 @@ class _Fields:
     distributed_profit_minor: int | None = None
 
 
-def _pack(obj: dict[str, JsonValue], kind: str, errors: list[FieldError]) -> RulePack | None:
+def read_pack(obj: dict[str, JsonValue], kind: str, errors: list[FieldError]) -> RulePack | None:
+    """The pack of /payload/jurisdiction when it has a `kind` return; None with the refusal in
+    errors otherwise (also tax.vat's reader)."""
     value = obj.get("jurisdiction")
     pointer = join_pointer(PAYLOAD, "jurisdiction")
     if value is None:
@@ -202,7 +204,7 @@ def _pack(obj: dict[str, JsonValue], kind: str, errors: list[FieldError]) -> Rul
     return pack
 
 
-def _period(
+def read_period(
     obj: dict[str, JsonValue], pack: RulePack, kind: str, errors: list[FieldError]
 ) -> Period | None:
     value = obj.get("period")
@@ -240,7 +242,7 @@ def _postal_code(obj: dict[str, JsonValue], pack: RulePack, errors: list[FieldEr
     return value
 
 
-def _amends(obj: dict[str, JsonValue], errors: list[FieldError]) -> str | None:
+def read_amends(obj: dict[str, JsonValue], errors: list[FieldError]) -> str | None:
     value = obj.get("amends")
     pointer = f"{PAYLOAD}/amends"
     if value is None:
@@ -263,10 +265,10 @@ def _amount(
     refused: the refusal is in errors)."""
     if name not in obj:
         return None
-    return _integer(obj[name], join_pointer(pointer, name), errors, minimum_minor=minimum_minor)
+    return read_integer(obj[name], join_pointer(pointer, name), errors, minimum_minor=minimum_minor)
 
 
-def _integer(
+def read_integer(
     value: object, pointer: str, errors: list[FieldError], *, minimum_minor: int = 0
 ) -> int | None:
     if isinstance(value, float):  # a payload built in Python; parsed JSON never holds one
@@ -365,7 +367,7 @@ def _monthly(value: JsonValue, pointer: str, errors: list[FieldError]) -> tuple[
             errors, pointer, RULE_WRONG_TYPE, f"an array of {MONTHS_PER_YEAR} monthly amounts"
         )
         return None
-    months = [_integer(item, join_pointer(pointer, i), errors) for i, item in enumerate(value)]
+    months = [read_integer(item, join_pointer(pointer, i), errors) for i, item in enumerate(value)]
     amounts = [month for month in months if month is not None]
     return tuple(amounts) if len(amounts) == MONTHS_PER_YEAR else None
 

@@ -294,7 +294,7 @@ def _owner_view(
         "trace_sha256": filing.trace_sha256,
         "detail": filing.detail,
         "chain": versions,
-        "balance": chain_balance(pack, payments, today=today),
+        "balance": chain_balance(pack, payments, today=today, kind=filing.kind),
     }
 
 
