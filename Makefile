@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test lint typecheck importlint bench-ledger bench-api bench-payments openapi clean
+.PHONY: help install run test lint typecheck importlint bench-ledger bench-api bench-payments bench-invoices openapi clean
 
 help:
 	@echo "make install       create $(VENV) and install pishkhan with its test extras"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-ledger  ledger benchmark on a throwaway, durable PostgreSQL"
 	@echo "make bench-api     transaction API benchmark (vs a bare FastAPI floor), durable PostgreSQL"
 	@echo "make bench-payments  paid bills/s over HTTP (sandbox provider), durable PostgreSQL"
+	@echo "make bench-invoices  signed invoices/s in batches of 1,000 over HTTP, durable PostgreSQL"
 	@echo "make openapi       regenerate openapi/openapi.json"
 	@echo "make clean         remove $(VENV) and caches"
 
@@ -55,6 +56,9 @@ bench-api: $(STAMP)
 
 bench-payments: $(STAMP)
 	PISHKHAN_PG_FAST=0 $(THROWAWAY_PG) $(PY) -m benchmarks.bench_payments
+
+bench-invoices: $(STAMP)
+	PISHKHAN_PG_FAST=0 $(THROWAWAY_PG) $(PY) -m benchmarks.bench_invoices
 
 # Write to a temporary file first so a failing dump leaves the old spec intact.
 openapi: $(STAMP)

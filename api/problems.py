@@ -87,7 +87,7 @@ from signatures.errors import (
     RegistryConflictError,
     RegistryLimitError,
 )
-from tax.errors import FilingChainError, TaxFieldError
+from tax.errors import FilingChainError, InvoiceResponseError, TaxFieldError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://pishkhan.example/problems/"
@@ -242,6 +242,9 @@ ERROR_TABLE: dict[type[Exception], ProblemKind] = {
     TaxFieldError: ProblemKind(400, "invalid-field", "A field is not valid"),
     FilingChainError: ProblemKind(
         409, "filing-chain-conflict", "The return does not continue its chain of versions"
+    ),
+    InvoiceResponseError: ProblemKind(
+        409, "invoice-response-refused", "The answer to the invoice is refused"
     ),
 }
 _BELOW_MINIMUM = ProblemKind(400, "below-minimum", "A minimum was not met")

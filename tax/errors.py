@@ -52,3 +52,13 @@ class FilingChainError(TaxError):
         super().__init__(message)
         self.rule = rule
         self.head = head
+
+
+# --- invoice_handlers ---
+
+
+class InvoiceResponseError(TaxFieldError):
+    """A buyer's answer to an invoice (tax.invoice.respond) is refused; `errors` holds one
+    FieldError at /payload/tax_id whose rule is invoice_not_found (none, or not the caller's),
+    not_answerable (a cancellation or a sales return), invoice_cancelled, already_decided or
+    response_window_closed. A TaxFieldError, so it is answered as one unless mapped apart."""
