@@ -26,7 +26,16 @@ from api.metrics import install_metrics
 from api.payments.runtime import PaymentsRuntime
 from api.payments.setup import payments_runtime
 from api.problems import Problem, install_problem_handlers, problem_responses, problem_type
-from api.routes import agency_payments, keys, ledger, payments, public_keys, tax, transactions
+from api.routes import (
+    agency_payments,
+    keys,
+    ledger,
+    payments,
+    public_keys,
+    tax,
+    tax_invoices,
+    transactions,
+)
 from api.settings import Settings, get_settings
 from api.transactions.registry import TypeRegistry, default_registry
 from api.transactions.service import TransactionService
@@ -106,6 +115,7 @@ def create_app(
     app.include_router(payments.router)
     app.include_router(agency_payments.router)
     app.include_router(tax.router)
+    app.include_router(tax_invoices.router)
     app.add_api_route(
         "/healthz", healthz, methods=["GET"], tags=["health"], responses=problem_responses()
     )

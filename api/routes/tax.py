@@ -37,10 +37,20 @@ from signatures.envelope import parse_subject
 from signatures.errors import CanonicalFormError, FieldError
 from tax import filing_store, obligations
 from tax.balance import VersionPayment, chain_balance
+from tax.calendar import parse_period
 from tax.errors import TaxFieldError
 from tax.filing_store import StoredFiling
-from tax.handlers import RETURN_TYPES, check_chain, evaluate, outcome_json, parse_filing
+from tax.handlers import (
+    RETURN_TYPES,
+    RULE_NOT_A_TAXPAYER,
+    check_chain,
+    evaluate,
+    outcome_json,
+    parse_filing,
+)
 from tax.rulepack import RulePack, pack_for, shipped_packs
+from tax.vat import VAT
+from tax.vat_handlers import preview_vat
 
 router = APIRouter(prefix="/v1/tax", tags=["tax"])
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
@@ -296,6 +306,34 @@ def _owner_view(
         "chain": versions,
         "balance": chain_balance(pack, payments, today=today, kind=filing.kind),
     }
+
+
+# --- VAT preview ---------------------------------------------------------------------------------
+
+
+@router.get("/vat/{period}", responses={200: _JSON, **problem_responses(400, 401, 403, 409, 429)})
+def preview_vat_return(
+    request: Request,
+    principal: PrincipalDep,
+    period: Annotated[str, Path(max_length=16)],
+    jurisdiction: Annotated[str, Query(pattern="^[a-z]{2}$")],
+) -> dict[str, Any]:
+    """The caller's VAT return for `period` ("1403-Q2" in ir, "2025-03" in ee) as filing it now
+    would give: the figures from its invoices (the `declared` members to sign), the trace, and
+    the assessment against the current version, if any. Nothing is written."""
+    subject = _taxpayer(request, principal)
+    pack = pack_for(jurisdiction)
+    vat = pack.returns.get(VAT)
+    if vat is None or parse_subject(subject).kind.value not in vat.subjects:
+        raise TaxFieldError(
+            (_field("/jurisdiction", RULE_NOT_A_TAXPAYER, "the caller files no VAT return there"),)
+        )
+    label = parse_period(pack, period, kind=vat.period)
+    today = _today(request, pack)
+    return _read(
+        request,
+        lambda conn: preview_vat(conn, pack, taxpayer=subject, period=label, today=today),
+    )
 
 
 # --- rule packs ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from signatures.envelope import Envelope
 from signatures.jwk import PublicJwk
 from signatures.registry_handlers import Handler
 from tax import handlers as tax_handlers
+from tax import vat_handlers
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,8 @@ def payment_types(runtime: PaymentsRuntime) -> list[TransactionType]:
 
 
 def tax_types() -> list[TransactionType]:
-    """tax.return.personal (a person files its own) and tax.return.corporate (a legal entity, or
-    a representative it delegated the type to, with on_behalf_of)."""
+    """tax.return.personal (a person files its own), tax.return.corporate and tax.return.vat (a
+    legal entity, or a representative it delegated the type to, with on_behalf_of)."""
 
     def kind_type(name: str, roles: frozenset[Role], on_behalf: bool) -> TransactionType:
         kind = tax_handlers.RETURN_TYPES[name]
@@ -187,9 +188,13 @@ def tax_types() -> list[TransactionType]:
             handler,
         )
 
+    def vat(conn: Connection, envelope: Envelope, **at: Any) -> dict[str, JsonValue]:
+        return vat_handlers.handle_vat_return(conn, envelope, **at)
+
     return [
         kind_type("tax.return.personal", frozenset({Role.CITIZEN}), False),
         kind_type("tax.return.corporate", _ENTITIES, True),
+        TransactionType("tax.return.vat", 1, _ENTITIES, True, vat_handlers.parse_vat_envelope, vat),
     ]
 
 
@@ -202,7 +207,10 @@ def default_registry(
     registration presenting an X.509 chain is refused; without payments, no payment type is
     registered."""
     handlers = registry_handlers.make_handlers(certificate_trust=certificate_trust)
-    types = _key_types(handlers) + tax_types()
+    # Imported here: the invoice types' module builds TransactionType values of this one.
+    from api.transactions.tax_types import invoice_types
+
+    types = _key_types(handlers) + tax_types() + invoice_types()
     if payments is not None:
         types += payment_types(payments)
     return TypeRegistry(types)

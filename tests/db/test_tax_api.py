@@ -300,3 +300,28 @@ def test_the_packs_are_public(client: TestClient) -> None:
     pack = client.get("/v1/tax/packs/ir")
     assert pack.status_code == 200 and "corporate.rate" in pack.text
     problem(client.get("/v1/tax/packs/zz"), 404, "pack-not-found")
+
+
+def test_the_vat_return_and_its_preview_are_served(client: TestClient) -> None:
+    """Wiring only (tests/db/test_vat_returns.py has the figures): a business previews and files
+    the quarter running now, which has not ended, so the return is recorded as rejected."""
+    entity = new_party(client, random.Random(69), "business", entity=True)
+    today = datetime.now(UTC).date()
+    from tax.calendar import period_containing
+    from tax.rulepack import pack_for
+
+    current = period_containing(pack_for("ir"), today, kind="quarter").label
+    url = f"/v1/tax/vat/{current}"
+    preview = client.get(url, params={"jurisdiction": "ir"}, headers=entity.headers)
+    assert preview.status_code == 200, preview.text
+    body = preview.json()
+    assert body["declared"] == {"output_vat_minor": 0, "input_vat_minor": 0}
+    assert {i["code"] for i in body["issues"]} == {"period_not_ended"}
+    assert client.get(url, headers=entity.headers).status_code == 400  # jurisdiction required
+    payload = {"jurisdiction": "ir", "period": current, "declared": body["declared"]}
+    r = file(client, entity, payload, type_="tax.return.vat")
+    assert r.status_code == 201, r.text
+    assert r.json()["result"]["status"] == "rejected"
+    citizen = new_party(client, random.Random(70))
+    problem(client.get(url, params={"jurisdiction": "ir"}, headers=citizen.headers), 400,
+            "invalid-field")  # fmt: skip
