@@ -24,8 +24,11 @@ class Page(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page")
 
 
-def read_cursor(value: str | None) -> tuple[datetime, str] | None:
-    """The (time, id) a cursor names, or None without one. Raises Problem 400 invalid-cursor."""
+def read_cursor(
+    value: str | None, *, ident_pattern: re.Pattern[str] = UUID4
+) -> tuple[datetime, str] | None:
+    """The (time, id) a cursor names, or None without one; the id must match `ident_pattern`
+    (a row's UUID, or another key such as a tax ID). Raises Problem 400 invalid-cursor."""
     if value is None:
         return None
     invalid = Problem(400, problem_type("invalid-cursor"), "Invalid cursor", "use next_cursor")
@@ -37,7 +40,7 @@ def read_cursor(value: str | None) -> tuple[datetime, str] | None:
         moment = as_utc(datetime.fromisoformat(at))
     except ValueError:
         raise invalid from None
-    if not UUID4.fullmatch(ident):
+    if not ident_pattern.fullmatch(ident):
         raise invalid
     return moment, ident
 

@@ -62,7 +62,8 @@ _TAXPAYERS = (Role.CITIZEN, Role.BUSINESS)
 MAX_CALCULATE_BODY_BYTES = 256 * 1024
 
 
-def _read(request: Request, work: Callable[[Connection], T]) -> T:
+def read_with(request: Request, work: Callable[[Connection], T]) -> T:
+    """work(conn) on a read-only connection of the app's engine (the tax routes share it)."""
     with request.app.state.engine.connect() as conn:
         return work(read_only(conn))
 
@@ -73,7 +74,8 @@ def _taxpayer(request: Request, principal: Principal) -> str:
     return principal.subject
 
 
-def _today(request: Request, pack: RulePack) -> date:
+def today_for(request: Request, pack: RulePack) -> date:
+    """Today in the pack's time zone, by the app's clock (tests move app.state.clock)."""
     clock: Callable[[], datetime] = getattr(request.app.state, "clock", lambda: datetime.now(UTC))
     return pack.local_date(clock())
 
@@ -97,7 +99,7 @@ def list_obligations(
             continue
         if not any(kind in r.subjects for r in pack.returns.values()):
             continue
-        heads = _read(
+        heads = read_with(
             request,
             lambda conn, code=code: filing_store.heads_of_taxpayer(  # type: ignore[misc]
                 conn, taxpayer=subject, jurisdiction=code
@@ -108,7 +110,7 @@ def list_obligations(
             for h in heads
             if h.first_filed_on is not None
         ]
-        today = _today(request, pack)
+        today = today_for(request, pack)
         listed = obligations.obligations_of(pack, subject_kind=kind, heads=found, today=today)
         items.extend(o.as_json(pack) for o in listed)
     return {"items": items}
@@ -145,10 +147,10 @@ async def calculate(request: Request, principal: PrincipalDep) -> dict[str, Any]
             period=data.period.label,
         )
         check_chain(head, amends=data.amends, version_limit=filing_store.MAX_CHAIN_VERSIONS)
-        outcome = evaluate(pack, data, head=head, filed_on=_today(request, pack))
+        outcome = evaluate(pack, data, head=head, filed_on=today_for(request, pack))
         return outcome_json(pack, outcome, payable_id=None)
 
-    return await to_thread.run_sync(lambda: _read(request, work))
+    return await to_thread.run_sync(lambda: read_with(request, work))
 
 
 def _preview_request(body: bytes) -> tuple[str, JsonValue]:
@@ -205,7 +207,7 @@ def list_filings(
     """The caller's own returns, accepted and rejected, newest first."""
     subject = _taxpayer(request, principal)
     before = read_cursor(cursor)
-    rows = _read(
+    rows = read_with(
         request,
         lambda conn: filing_store.list_filings(conn, taxpayer=subject, before=before, limit=limit),
     )
@@ -242,10 +244,10 @@ def get_filing(request: Request, filing_id: Id, principal: PrincipalDep) -> dict
         )
         if principal.subject not in (filing.taxpayer, filing.signer):
             return _auditor_view(filing, chain)
-        today = _today(request, pack_for(filing.jurisdiction))
+        today = today_for(request, pack_for(filing.jurisdiction))
         return _owner_view(conn, filing, chain, today=today)
 
-    view = _read(request, work)
+    view = read_with(request, work)
     if view is None:
         raise not_found
     return view
@@ -329,8 +331,8 @@ def preview_vat_return(
             (_field("/jurisdiction", RULE_NOT_A_TAXPAYER, "the caller files no VAT return there"),)
         )
     label = parse_period(pack, period, kind=vat.period)
-    today = _today(request, pack)
-    return _read(
+    today = today_for(request, pack)
+    return read_with(
         request,
         lambda conn: preview_vat(conn, pack, taxpayer=subject, period=label, today=today),
     )

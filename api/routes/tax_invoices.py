@@ -14,22 +14,20 @@ quarter "1403-Q2" or a month "1403-05" (issue days, inclusive).
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import Connection
 
 from api.auth import Principal, Role, require_principal, require_role
-from api.database import read_only
 from api.problems import FieldError, Problem, problem_responses, problem_type
+from api.routes import paging
 from api.routes.paging import DEFAULT_PAGE_SIZE, MAX_CURSOR_CHARS, MAX_PAGE_SIZE, Page, page_of
+from api.routes.tax import read_with, today_for
 from signatures.envelope import MAX_SUBJECT_CHARS, parse_subject
 from signatures.errors import SubjectError
-from signatures.registry_schema import as_utc
 from tax import invoice_store
 from tax.calendar import dual_date, parse_period
 from tax.errors import TaxFieldError
@@ -50,20 +48,10 @@ STATUS_PATTERN = "^(" + "|".join(LIST_STATUSES) + ")$"
 ROLE_PATTERN = f"^({Side.SELLER}|{Side.BUYER})$"
 
 
-def _read(request: Request, work: Callable[[Connection], T]) -> T:
-    with request.app.state.engine.connect() as conn:
-        return work(read_only(conn))
-
-
 def _party(request: Request, principal: Principal) -> str:
     request.app.state.check_rate(principal.subject)
     require_role(principal, *_PARTIES)
     return principal.subject
-
-
-def _today(request: Request, pack: RulePack) -> date:
-    clock: Callable[[], datetime] = getattr(request.app.state, "clock", lambda: datetime.now(UTC))
-    return pack.local_date(clock())
 
 
 def _invalid(field: str, rule: str, message: str) -> Problem:
@@ -112,20 +100,7 @@ def _counterparty(text: str | None) -> str | None:
 def read_cursor(value: str | None) -> tuple[datetime, str] | None:
     """The (issued_at, tax ID) a cursor names (api.routes.paging's format, with a tax ID for
     the row id), or None without one. Raises Problem 400 invalid-cursor."""
-    if value is None:
-        return None
-    invalid = Problem(400, problem_type("invalid-cursor"), "Invalid cursor", "use next_cursor")
-    if len(value) > MAX_CURSOR_CHARS:
-        raise invalid
-    try:
-        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        at, _, ident = text.partition("|")
-        moment = as_utc(datetime.fromisoformat(at))
-    except ValueError:
-        raise invalid from None
-    if not _TAX_ID.fullmatch(ident):
-        raise invalid
-    return moment, ident
+    return paging.read_cursor(value, ident_pattern=_TAX_ID)
 
 
 def _summary(i: StoredInvoice, *, party: str, pack: RulePack, today: date) -> dict[str, Any]:
@@ -178,7 +153,7 @@ def list_invoices(
     party = _party(request, principal)
     pack = _pack_of(jurisdiction, party)
     first_day, last_day = period_days(pack, period) if period is not None else (None, None)
-    today = _today(request, pack)
+    today = today_for(request, pack)
     criteria = ListFilter(
         party=party,
         today=today,
@@ -190,7 +165,7 @@ def list_invoices(
         counterparty=_counterparty(counterparty),
     )
     before = read_cursor(cursor)
-    rows = _read(
+    rows = read_with(
         request,
         lambda conn: invoice_store.list_invoices(conn, criteria, before=before, limit=limit),
     )
@@ -220,7 +195,7 @@ def get_invoice(
         if invoice is None or party not in (invoice.seller, invoice.buyer):
             return None
         pack = _pack_of(invoice.jurisdiction, party)
-        today = _today(request, pack)
+        today = today_for(request, pack)
         chain = invoice_store.chain_of(conn, invoice.reference_tax_id or invoice.tax_id)
         view = _summary(invoice, party=party, pack=pack, today=today)
         if invoice.seller == party:
@@ -235,7 +210,7 @@ def get_invoice(
         ]
         return view
 
-    view = _read(request, work)
+    view = read_with(request, work)
     if view is None:
         raise not_found
     return view
