@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from api.dev_issuer import mint_token
+from api.limits import MAX_TRANSACTION_BODY_BYTES
 from api.settings import Settings
 from ledger.leaf import MEMBERS as LEAF_MEMBERS
 from signatures.canonical import JsonValue
@@ -31,6 +32,7 @@ from signatures.client import generate_private_key
 from signatures.jws import PrivateKey
 from tests.e2e.client import (
     KEY_SUSPEND,
+    TRANSACTIONS,
     ApiClient,
     encode,
     legal_id,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 PROBLEM_JSON = "application/problem+json"
 PROBLEMS = "https://pishkhan.example/problems/"
 BODY_LIMIT_BYTES = 64 * 1024
+CALCULATE = "/v1/tax/calculate"
 SMALL_RATE_LIMIT_PER_MINUTE = 5
 WORKERS = 2
 NESTING_DEPTH = 5000
@@ -250,16 +253,25 @@ def test_api4_rate_limit_is_429_with_retry_after(make_server: Callable[..., Serv
 
 
 def test_api4_body_over_64_kib_is_413(alice: Citizen) -> None:
-    big = encode({"envelope": {}, "signature": "x" * BODY_LIMIT_BYTES})
+    """Every route but POST /v1/transactions refuses a body over 64 KiB, declared or streamed;
+    that one route reads up to MAX_TRANSACTION_BODY_BYTES (a signed batch of invoices) and no
+    more."""
+    big = encode({"type": "tax.return.personal", "payload": {"x": "x" * BODY_LIMIT_BYTES}})
     assert len(big) > BODY_LIMIT_BYTES
-    _assert_problem(alice.client.post(big), 413, "body-too-large")
-
-    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
-        yield big[: len(big) // 2]
-        yield big[len(big) // 2 :]
-
     headers = {**alice.client.auth, "Content-Type": "application/json"}
-    streamed = alice.client.http.post("/v1/transactions", content=chunks(), headers=headers)
+    _assert_problem(
+        alice.client.http.post(CALCULATE, content=big, headers=headers), 413, "body-too-large"
+    )
+
+    def chunks(body: bytes) -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        yield body[: len(body) // 2]
+        yield body[len(body) // 2 :]
+
+    streamed = alice.client.http.post(CALCULATE, content=chunks(big), headers=headers)
+    _assert_problem(streamed, 413, "body-too-large")
+    huge = encode({"envelope": {}, "signature": "x" * MAX_TRANSACTION_BODY_BYTES})
+    _assert_problem(alice.client.post(huge), 413, "body-too-large")
+    streamed = alice.client.http.post(TRANSACTIONS, content=chunks(huge), headers=headers)
     _assert_problem(streamed, 413, "body-too-large")
 
 
