@@ -32,7 +32,7 @@ from tax.engine import ISSUE_NO_RULES, Assessment, Computation, assess, compute_
 from tax.errors import FilingChainError, RuleNotInForceError, TaxFieldError
 from tax.filing_store import FilingStatus, StoredFiling
 from tax.returns import FilingData, parse_return
-from tax.rulepack import RulePack, Status, pack_for
+from tax.rulepack import ReturnKind, RulePack, Status, pack_for
 from tax.trace import ERROR, Issue
 
 PERSONAL = "personal"
@@ -52,26 +52,30 @@ def taxpayer_of(envelope: Envelope) -> str:
     return str(envelope.on_behalf_of or envelope.signer)
 
 
+def require_filer(
+    pack: RulePack, kind: str, subject: str, *, pointer: str = "/payload/jurisdiction"
+) -> ReturnKind:
+    """The pack's `kind` return ("personal", "corporate", "vat"), when `subject`'s kind of
+    subject files it there.
+
+    Raises TaxFieldError at `pointer`, rule not_a_taxpayer_of_jurisdiction, otherwise (an ir-nid
+    filing in ee, a person filing a corporate return, a seller that files no VAT return).
+    """
+    returns = pack.returns.get(kind)
+    if returns is None or parse_subject(subject).kind.value not in returns.subjects:
+        message = f"the subject's kind does not file a {kind} return in this jurisdiction"
+        raise TaxFieldError((FieldError(pointer, RULE_NOT_A_TAXPAYER, message),))
+    return returns
+
+
 def parse_filing(payload: JsonValue, *, kind: str, taxpayer: str) -> tuple[FilingData, RulePack]:
     """The filing data and its pack, with the taxpayer checked against the pack's returns.
 
-    Raises TaxFieldError: the payload's own errors, or /payload/jurisdiction with rule
-    not_a_taxpayer_of_jurisdiction when the taxpayer's kind of subject does not file this kind
-    of return in that jurisdiction (an ir-nid filing in ee, a person filing a corporate return).
+    Raises TaxFieldError: the payload's own errors, or require_filer's.
     """
     data = parse_return(payload, kind=kind)
     pack = pack_for(data.jurisdiction)
-    returns = pack.returns.get(kind)
-    if returns is None or parse_subject(taxpayer).kind.value not in returns.subjects:
-        raise TaxFieldError(
-            (
-                FieldError(
-                    "/payload/jurisdiction",
-                    RULE_NOT_A_TAXPAYER,
-                    f"the taxpayer's kind of subject does not file a {kind} return there",
-                ),
-            )
-        )
+    require_filer(pack, kind, taxpayer)
     return data, pack
 
 

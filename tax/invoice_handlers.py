@@ -37,10 +37,11 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection
 
 from signatures.canonical import JsonValue, join_pointer
-from signatures.envelope import Envelope, check_members, parse_subject
+from signatures.envelope import Envelope, check_members
 from signatures.errors import EnvelopeError, FieldError
 from tax import invoice_store
 from tax.errors import InvoiceResponseError, RuleNotInForceError, TaxFieldError
+from tax.handlers import require_filer, taxpayer_of
 from tax.invoice_store import Decision, InvoiceHead, InvoiceStatus, MemoryIdBinding, StoredInvoice
 from tax.invoices import (
     INVOICES,
@@ -54,10 +55,10 @@ from tax.invoices import (
 )
 from tax.rulepack import RulePack, pack_for
 from tax.tax_ids import TAX_ID_CHARS, parse_tax_id
+from tax.vat import VAT
 
 SUBMIT_TYPE = "tax.invoice.submit"
 RESPOND_TYPE = "tax.invoice.respond"
-VAT_RETURN = "vat"
 CORRECTIVE = "corrective"
 CANCELLATION = "cancellation"
 # The subtypes a buyer answers: a cancellation or a sales return only undoes what was answered.
@@ -69,7 +70,6 @@ RESPONSE_WINDOW = "invoice.response_window_days"
 ISSUE_CLOCK_SKEW_S = 300
 DECISIONS_BY_ANSWER = {"accept": Decision.ACCEPTED, "reject": Decision.REJECTED}
 
-RULE_NOT_A_TAXPAYER = "not_a_taxpayer_of_jurisdiction"
 RULE_DUPLICATE_TAX_ID = "duplicate_tax_id"
 RULE_MEMORY_ID_OF_ANOTHER_SELLER = "memory_id_of_another_seller"
 RULE_REFERENCE_NOT_FOUND = "reference_not_found"
@@ -90,11 +90,6 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 
 
-def party_of(envelope: Envelope) -> str:
-    """The subject a transaction is for: the entity a representative signs for, or the signer."""
-    return str(envelope.on_behalf_of or envelope.signer)
-
-
 # --- tax.invoice.submit ---------------------------------------------------------------------------
 
 
@@ -105,17 +100,14 @@ def parse_submit(payload: JsonValue, *, seller: str) -> tuple[RulePack, list[Jso
     not_a_taxpayer_of_jurisdiction when the seller's kind of subject files no VAT return there."""
     jurisdiction, raws = parse_batch(payload)
     pack = pack_for(jurisdiction)
-    returns = pack.returns.get(VAT_RETURN)
-    if returns is None or parse_subject(seller).kind.value not in returns.subjects:
-        message = "the seller's kind of subject files no VAT return in this jurisdiction"
-        raise TaxFieldError((FieldError("/payload/jurisdiction", RULE_NOT_A_TAXPAYER, message),))
+    require_filer(pack, VAT, seller)  # a seller is a subject that files VAT returns there
     return pack, raws
 
 
 def parse_submit_envelope(envelope: Envelope) -> tuple[RulePack, list[JsonValue]]:
     """The pipeline's payload check, which also checks each invoice for the handler (PRECHECKED).
     Raises EnvelopeError naming /payload/… fields."""
-    seller = party_of(envelope)
+    seller = taxpayer_of(envelope)
     try:
         pack, raws = parse_submit(envelope.payload, seller=seller)
     except TaxFieldError as error:
@@ -220,7 +212,7 @@ def handle_invoice_submit(
     Result: {"accepted": n, "rejected": m, "invoices": [{"tax_id", "status", "errors"}, …]} in
     batch order (tax_id null when the invoice carries no 22-character string there).
     Raises EnvelopeError (the batch's shape, the seller's jurisdiction)."""
-    seller = party_of(envelope)
+    seller = taxpayer_of(envelope)
     try:
         pack, raws = parse_submit(envelope.payload, seller=seller)
     except TaxFieldError as error:
@@ -502,7 +494,7 @@ def handle_invoice_respond(
     pack = pack_for(answer.jurisdiction)
     invoice = check_answerable(
         invoice_store.get_invoice(conn, answer.tax_id),
-        buyer=party_of(envelope),
+        buyer=taxpayer_of(envelope),
         jurisdiction=answer.jurisdiction,
         today=pack.local_date(accepted_at),
     )

@@ -10,19 +10,19 @@ from datetime import date, datetime
 from sqlalchemy import Connection
 
 from signatures.canonical import JsonValue
-from signatures.envelope import Envelope, parse_subject
-from signatures.errors import EnvelopeError, FieldError
+from signatures.envelope import Envelope
+from signatures.errors import EnvelopeError
 from tax import filing_store, vat_store
 from tax.calendar import Period
 from tax.errors import TaxFieldError
 from tax.filing_store import StoredFiling
 from tax.handlers import (
-    RULE_NOT_A_TAXPAYER,
     Filing,
     assess_outcome,
     check_chain,
     file_return,
     outcome_json,
+    require_filer,
     taxpayer_of,
 )
 from tax.rulepack import RulePack
@@ -31,12 +31,9 @@ from tax.vat import VAT, VatReturn, compute_vat, parse_vat_return
 
 
 def parse_vat_filing(payload: JsonValue, *, taxpayer: str) -> tuple[VatReturn, RulePack]:
-    """The VAT return and its pack. Raises TaxFieldError (payload), or at /payload/jurisdiction
-    rule not_a_taxpayer_of_jurisdiction when the taxpayer's kind does not file VAT there."""
+    """The VAT return and its pack. Raises TaxFieldError (payload), or require_filer's."""
     data, pack = parse_vat_return(payload)
-    if parse_subject(taxpayer).kind.value not in pack.returns[VAT].subjects:
-        message = "the taxpayer's kind of subject does not file a VAT return there"
-        raise TaxFieldError((FieldError("/payload/jurisdiction", RULE_NOT_A_TAXPAYER, message),))
+    require_filer(pack, VAT, taxpayer)
     return data, pack
 
 

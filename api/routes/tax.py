@@ -42,11 +42,11 @@ from tax.errors import TaxFieldError
 from tax.filing_store import StoredFiling
 from tax.handlers import (
     RETURN_TYPES,
-    RULE_NOT_A_TAXPAYER,
     check_chain,
     evaluate,
     outcome_json,
     parse_filing,
+    require_filer,
 )
 from tax.rulepack import RulePack, pack_for, shipped_packs
 from tax.vat import VAT
@@ -325,11 +325,7 @@ def preview_vat_return(
     the assessment against the current version, if any. Nothing is written."""
     subject = _taxpayer(request, principal)
     pack = pack_for(jurisdiction)
-    vat = pack.returns.get(VAT)
-    if vat is None or parse_subject(subject).kind.value not in vat.subjects:
-        raise TaxFieldError(
-            (_field("/jurisdiction", RULE_NOT_A_TAXPAYER, "the caller files no VAT return there"),)
-        )
+    vat = require_filer(pack, VAT, subject, pointer="/jurisdiction")
     label = parse_period(pack, period, kind=vat.period)
     today = today_for(request, pack)
     return read_with(
