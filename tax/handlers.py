@@ -335,7 +335,7 @@ def file_return(
             amends=filing.amends,
             superseded_by=None,
             pack_version=c.pack_version,
-            trace_sha256=c.trace_sha256(pack),
+            trace_sha256=str(detail["trace_sha256"]),  # hashed once, in outcome_json
             currency=pack.currency,
             tax_minor=c.tax_minor,
             credits_minor=c.credits_minor,
