@@ -65,6 +65,8 @@ FEE_CATEGORY = "fee"
 RULE_UNKNOWN_PROVIDER = "unknown_provider"
 RULE_ONE_OF = "exactly_one_of"
 RULE_NOT_A_BILL = "not_a_bill"
+# The kinds bill.issue issues: both carry a bill ID and a payment ID.
+BILL_ISSUE_KINDS = frozenset({PayableKind.BILL, PayableKind.FINE})
 RULE_CURRENCY_MISMATCH = "currency_mismatch"
 RULE_CURRENCY_NOT_SUPPORTED = "currency_not_supported"
 
@@ -141,15 +143,18 @@ class BillIssue:
 
 
 def parse_bill_issue(envelope: Envelope, *, config: PaymentsConfig) -> BillIssue:
-    """The payable payload of kind "bill" plus `payment_id`; `reference` is the bill ID. The two
-    numbers must carry right check digits and encode the bill's amount (IRR)."""
+    """The payable payload of kind "bill" or "fine" plus `payment_id`; `reference` is the bill
+    ID. The two numbers must carry right check digits and encode the amount (IRR). A fine is
+    issued and paid exactly as a bill is (Iran's traffic fines carry a bill ID and a payment
+    ID); its kind is what tells it apart, e.g. to a licence renewal that requires no unpaid
+    fines."""
     payload = _payload_object(envelope)
     try:
         draft = parse_payable_payload(payload, extra_members=("payment_id",))
     except PaymentFieldError as error:
         raise _envelope_error(error) from None
-    if draft.kind is not PayableKind.BILL:
-        raise _refuse("/payload/kind", RULE_NOT_A_BILL, "bill.issue issues bills only")
+    if draft.kind not in BILL_ISSUE_KINDS:
+        raise _refuse("/payload/kind", RULE_NOT_A_BILL, "bill.issue issues bills and fines only")
     payment_id = payload.get("payment_id")
     if not isinstance(payment_id, str):
         raise _refuse("/payload/payment_id", "required", "payment_id is a string of digits")

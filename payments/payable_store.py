@@ -13,9 +13,9 @@ the payable's order (the split rule depends on that order).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Column, ColumnElement, Connection, Row, Select, and_, insert, or_, select
 from sqlalchemy import update as sql_update
@@ -26,6 +26,7 @@ from signatures.canonical import JsonValue, canonicalize, parse_json
 from signatures.registry_schema import as_utc
 
 __all__ = [
+    "MAX_DEBTS_LISTED",
     "MAX_PAGE_ROWS",
     "StoredPayable",
     "check_page_limit",
@@ -34,11 +35,15 @@ __all__ = [
     "insert_payable",
     "keyset_before",
     "list_payables",
+    "unpaid_payables",
     "update_payable",
 ]
 
 # One page of any payments list (payables, intents): what a screen shows, and a bounded query.
 MAX_PAGE_ROWS = 100
+# The debts unpaid_payables lists at most: enough to name each one a refusal asks to pay (one
+# open debt already refuses), a bounded query whatever a debtor owes.
+MAX_DEBTS_LISTED = 20
 
 # Rows of select(<table>): attribute access is by column name.
 _Row = Row[tuple[object, ...]]
@@ -257,4 +262,34 @@ def list_payables(
         before=before,
         limit=limit,
     )
+    return [_stored(row) for row in conn.execute(query).all()]
+
+
+def unpaid_payables(
+    conn: Connection,
+    *,
+    debtor: str,
+    kinds: Collection[PayableKind],
+    due_before: date | None = None,
+    limit: int = MAX_DEBTS_LISTED,
+) -> list[StoredPayable]:
+    """The payables of `debtor` of one of `kinds` that are still owed (open or partially paid),
+    oldest due first (then by id); with `due_before`, only those due before that day (overdue
+    on it). At most `limit`: the first `limit` in that order.
+
+    Raises ValueError for no kinds, or for a limit outside 1..MAX_DEBTS_LISTED.
+    """
+    if not kinds:
+        raise ValueError("unpaid_payables needs at least one kind")
+    if isinstance(limit, bool) or not 1 <= limit <= MAX_DEBTS_LISTED:
+        raise ValueError(f"unpaid_payables lists 1..{MAX_DEBTS_LISTED} payables")
+    owed = (PayableStatus.OPEN.value, PayableStatus.PARTIALLY_PAID.value)
+    where = and_(
+        payables.c.debtor == debtor,
+        payables.c.kind.in_(sorted(PayableKind(kind).value for kind in kinds)),
+        payables.c.status.in_(owed),
+    )
+    if due_before is not None:
+        where = and_(where, payables.c.due_on < due_before)
+    query = select(payables).where(where).order_by(payables.c.due_on, payables.c.id).limit(limit)
     return [_stored(row) for row in conn.execute(query).all()]

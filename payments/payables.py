@@ -1,4 +1,4 @@
-"""What is owed: payables (bills, fees, taxes) split over agency accounts, paid and refunded.
+"""What is owed: payables (bills, fees, taxes, fines) split over agency accounts, paid and refunded.
 
 A payable is paid in full, or in instalments when its issuer allows them, never beyond what is
 outstanding; refunds are compare-and-set on the refundable amount, so two refunds racing on a
@@ -64,12 +64,17 @@ class PayableKind(StrEnum):
     BILL = "bill"  # a utility or municipal bill (bill ID + payment ID)
     FEE = "fee"  # a service fee from a dated fee schedule
     TAX = "tax"  # created by a tax assessment
+    FINE = "fine"  # a penalty (e.g. a traffic fine), issued and paid as a bill is
 
 
 _KINDS = frozenset(kind.value for kind in PayableKind)
 
 _RuleCheck = tuple[str, str, Callable[[str], object]]  # rule, message, check (truthy = good)
-_KIND_CHECK: _RuleCheck = (RULE_UNKNOWN_KIND, "bill, fee or tax", lambda v: v in _KINDS)
+_KIND_CHECK: _RuleCheck = (
+    RULE_UNKNOWN_KIND,
+    "bill, fee, tax or fine",
+    lambda v: v in _KINDS,
+)
 _REFERENCE_CHECK: _RuleCheck = (
     RULE_INVALID_FORMAT,
     "1-64 of [A-Za-z0-9._:-]",

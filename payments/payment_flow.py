@@ -1,12 +1,14 @@
 """What follows a payment intent's change of state, in the same database transaction: the
-payable paid (once) and released, the journal entry booked, the agency's webhook queued.
+payable paid (once) and released, the journal entry booked, the agency's webhook queued, and
+the paid hooks run (payments.paid_hooks: what waits for the payment, e.g. a licence renewal).
 
 Every function takes a Connection already inside a transaction and never commits. Callers: the
-payment.create handler (an expired intent releasing its payable), and api.payments after a
+payment.create handler (an expired intent releasing its payable), api.payments after a
 provider answered (a charge's result, a verified webhook event, a refund's result, the expiry
-sweep). Each step is idempotent: a journal entry's id is deterministic and written once, an
-outbound event's id is deterministic and queued once, and the intent's own state machine
-(payments.intents) lets a transition into succeeded happen once.
+sweep), and domain handlers cancelling a payable nobody pays (cancel_open_payable). Each step
+is idempotent: a journal entry's id is deterministic and written once, an outbound event's id
+is deterministic and queued once, and the intent's own state machine (payments.intents) lets a
+transition into succeeded happen once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from payments import intent_store, journal_store, outbound_store, payable_store
+from payments import intent_store, journal_store, outbound_store, paid_hooks, payable_store
 from payments.errors import (
     IntentTransitionError,
     PayableStateError,
@@ -38,7 +40,7 @@ from payments.intents import (
     transition,
 )
 from payments.journal import JournalEntry, payment_entry, refund_entry, unallocated_payment_entry
-from payments.payables import PayableStatus, apply_payment
+from payments.payables import PayableStatus, apply_payment, cancel_payable, is_open
 from payments.providers import ChargeResult, ProviderEvent, RefundResult, SettlementKind
 from payments.refund_store import (
     RefundState,
@@ -160,6 +162,30 @@ def release_if_ended(
     return released
 
 
+def cancel_open_payable(conn: Connection, payable_id: str, *, now: datetime) -> bool:
+    """Cancel a payable nobody is paying: whether it was cancelled.
+
+    False, and nothing changes, when there is no such payable, when it is paid or cancelled
+    already, or while a payment may still charge it: an active intent that has not ended and
+    is not due to expire, or one whose charge's answer was lost (the provider may hold the
+    money). An active intent past its time to live expires now, as payment.create's check
+    does. What was paid of a partially paid payable stays refundable.
+    """
+    found = payable_store.get_payable(conn, payable_id, for_update=True)
+    if found is None or not is_open(found.payable):
+        return False
+    if found.active_intent_id is not None:
+        active = intent_store.get_intent(conn, found.active_intent_id, for_update=True)
+        if active is not None and is_outcome_unknown(active):
+            return False
+        try:
+            found = release_if_ended(conn, found, now=now)
+        except PaymentInProgressError:
+            return False
+    payable_store.update_payable(conn, replace(found, payable=cancel_payable(found.payable)))
+    return True
+
+
 # --- consequences of an intent's events ----------------------------------------------------------
 
 
@@ -216,6 +242,8 @@ def _book_payment(conn: Connection, stored: intent_store.StoredIntent, *, at: da
     _notify(conn, stored, OutboundEventType.PAYMENT_SUCCEEDED, at=at, allocated=True)
     if paid.status is PayableStatus.PAID:
         _notify(conn, stored, OutboundEventType.PAYABLE_PAID, at=at)
+        # What waits for this payment (a licence renewal) commits with it, or neither does.
+        paid_hooks.run_paid_hooks(conn, paid, at=at)
 
 
 def _post(
