@@ -60,7 +60,9 @@ def test_packaged_book_loads_through_importlib_resources() -> None:
         "business_licence.renewal",
         "civil_registry.certificate_copy",
         "driving_licence.renewal",
+        "engineering_licence.renewal",
         "passport.issue",
+        "taxi_driver_card.renewal",
     )
 
 
