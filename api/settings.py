@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     # agencies may register http:// endpoints on loopback (tests and local development only).
     webhook_key_file: Path = Path("var/keys/webhook-ed25519.pem")
     webhook_allow_loopback_http: bool = False
+    # Licence credentials (issue 8): one Ed25519 key per licensing agency, <agency id>.pem,
+    # encrypted with the key passphrase and created on first use (api/licences/issuer_keys.py).
+    # Every worker on every machine must see the same directory, as with the checkpoint key.
+    licence_issuer_key_dir: Path = Path("var/keys/licence-issuers")
 
     @field_validator("ledger_origin")
     @classmethod

@@ -1,0 +1,1 @@
+"""Licences in the API: the credential QR image and the service-held credential keys."""
