@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from api.audit_cli import add_receipt_commands
 from api.client_cli import add_keys_register_parser
 from api.dev_cli import add_dev_commands
+from api.licence_cli import add_licence_commands
 
 EXIT_OK = 0
 EXIT_TAMPERED = 1
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_payments_worker)
     _add_client_commands(commands)
     add_dev_commands(commands)
+    add_licence_commands(commands)
     return parser
 
 

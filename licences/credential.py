@@ -316,3 +316,53 @@ def verify_credential(token: str, *, keys: Mapping[str, IssuerKey]) -> Credentia
     if issuer != key.issuer:
         raise _refuse("wrong_issuer", "the signing key does not belong to the issuer")
     return _claims(payload)
+
+
+# --- the published keys, read back (offline verification) ------------------------------------
+
+MAX_ISSUER_KEYS: Final = 1024  # keys one published issuer-key document may hold
+
+
+def issuer_keys_from_jwks(document: JsonValue) -> dict[str, IssuerKey]:
+    """The keys of a published issuer-key document (``{"keys": [<issuer_key_json>, …]}``, as
+    GET /v1/licences/issuer-keys serves it), by kid, for verify_credential.
+
+    The kid is recomputed from the key (RFC 7638), never taken on trust; members other than
+    the JWK's, ``alg``, ``use``, ``kid``, ``iss`` and ``registered_index`` are refused.
+
+    Raises CredentialError("malformed") naming the entry and the rule it breaks.
+    """
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list) or len(keys) > MAX_ISSUER_KEYS:
+        raise _refuse(
+            "malformed", f'the document is {{"keys": [...]}} of at most {MAX_ISSUER_KEYS}'
+        )
+    found: dict[str, IssuerKey] = {}
+    for position, entry in enumerate(keys):
+        key = _published_key(entry, where=f"/keys/{position}")
+        found[key.kid] = key
+    return found
+
+
+_PUBLISHED_EXTRAS: Final = frozenset({"alg", "use", "kid", "iss", "registered_index"})
+
+
+def _published_key(entry: JsonValue, *, where: str) -> IssuerKey:
+    if not isinstance(entry, dict):
+        raise _refuse("malformed", f"{where} is not an object")
+    members = {k: v for k, v in entry.items() if k not in _PUBLISHED_EXTRAS}
+    try:
+        jwk = PublicJwk.from_dict(members)
+    except JwkError as error:
+        raise _refuse("malformed", f"{where}: {error}") from None
+    if entry.get("alg", CREDENTIAL_ALG) != CREDENTIAL_ALG or entry.get("use", "sig") != "sig":
+        raise _refuse("malformed", f"{where}: alg is EdDSA and use is sig")
+    if "kid" in entry and entry["kid"] != jwk.kid:
+        raise _refuse("malformed", f"{where}: kid is not the key's RFC 7638 thumbprint")
+    public_key = jwk.public_key
+    if not isinstance(public_key, Ed25519PublicKey):
+        raise _refuse("malformed", f"{where}: an issuer key is an Ed25519 (OKP) key")
+    issuer = entry.get("iss")
+    if not isinstance(issuer, str):
+        raise _refuse("malformed", f"{where}: iss names the agency the key signs for")
+    return issuer_key(public_key, issuer=issuer)
