@@ -48,6 +48,16 @@ from ledger.errors import (
     StorageInconsistentError,
     TreeSizeError,
 )
+from licences.errors import (
+    CredentialError,
+    DuplicateLicenceNumberError,
+    LicenceFieldError,
+    LicenceNotFoundError,
+    LicenceStateError,
+    NotIssuingAgencyError,
+    RenewalPendingError,
+    RenewalRefusedError,
+)
 from payments.errors import (
     BillAlreadyIssuedError,
     DeliveryNotFoundError,
@@ -246,6 +256,25 @@ ERROR_TABLE: dict[type[Exception], ProblemKind] = {
     InvoiceResponseError: ProblemKind(
         409, "invoice-response-refused", "The answer to the invoice is refused"
     ),
+    # Licences (licences.handlers, licences.renewals, api.routes.licences).
+    LicenceFieldError: ProblemKind(400, "invalid-field", "A field is not valid"),
+    CredentialError: ProblemKind(400, "invalid-credential", "The credential is not readable"),
+    LicenceNotFoundError: ProblemKind(404, "licence-not-found", "No such licence"),
+    NotIssuingAgencyError: ProblemKind(
+        403, "not-issuing-agency", "Only the issuing agency acts on this licence type"
+    ),
+    LicenceStateError: ProblemKind(
+        409, "licence-state-conflict", "The licence's status forbids it"
+    ),
+    DuplicateLicenceNumberError: ProblemKind(
+        409, "licence-number-taken", "The licence number is already taken"
+    ),
+    RenewalPendingError: ProblemKind(
+        409, "licence-renewal-pending", "A renewal of this licence is waiting for its fee"
+    ),
+    RenewalRefusedError: ProblemKind(
+        409, "licence-renewal-refused", "The licence cannot be renewed now"
+    ),
 }
 _BELOW_MINIMUM = ProblemKind(400, "below-minimum", "A minimum was not met")
 VALIDATION = ProblemKind(400, "invalid-request", "The request is not valid")
@@ -281,7 +310,7 @@ def problem_from_error(exc: Exception) -> Problem:
     if isinstance(exc, TreeSizeError):
         field = _FIELD_ALIASES.get(exc.field, exc.field)
         errors = (FieldError(field=field, rule="range", message=str(exc)),)
-    if isinstance(exc, PaymentFieldError | TaxFieldError):
+    if isinstance(exc, PaymentFieldError | TaxFieldError | LicenceFieldError):
         errors = tuple(
             FieldError(field=e.pointer, rule=e.rule, message=e.message) for e in exc.errors
         )
@@ -296,7 +325,29 @@ def problem_from_error(exc: Exception) -> Problem:
             FieldError(field="/envelope" + e.pointer, rule=e.rule, message=e.message)
             for e in exc.errors
         )
-    return Problem(kind.status, problem_type(kind.slug), kind.title, str(exc), errors)
+    extensions = _licence_extensions(exc)
+    return Problem(
+        kind.status, problem_type(kind.slug), kind.title, str(exc), errors, extensions=extensions
+    )
+
+
+def _licence_extensions(exc: Exception) -> dict[str, Any] | None:
+    """What a holder needs to act on a refused renewal: every failed rule with its remedy, or
+    the renewal already waiting and the payable to pay (the caller's own data)."""
+    if isinstance(exc, RenewalRefusedError):
+        return {
+            "failed_rules": [
+                {"rule": f.rule, "message": f.message, "remedy": f.remedy, "details": f.details}
+                for f in exc.failures
+            ]
+        }
+    if isinstance(exc, RenewalPendingError):
+        return {
+            "renewal_id": exc.renewal_id,
+            "payable_id": exc.payable_id,
+            "pay_by": exc.pay_by.isoformat(),
+        }
+    return None
 
 
 def problem_from_validation(exc: RequestValidationError) -> Problem:

@@ -18,7 +18,9 @@ from sqlalchemy import Connection
 
 from api.auth import Role
 from api.payments.runtime import PaymentsRuntime
+from licences.types import LicenceTypeBook, default_licence_types
 from payments import handlers as payment_handlers
+from payments.fees import load_default_fee_schedules
 from signatures import registry_handlers, registry_payloads
 from signatures.canonical import MAX_JSON_BYTES, JsonValue
 from signatures.envelope import Envelope
@@ -202,15 +204,21 @@ def default_registry(
     *,
     certificate_trust: registry_handlers.CertificateTrust | None = None,
     payments: PaymentsRuntime | None = None,
+    licences: LicenceTypeBook | None = None,
 ) -> TypeRegistry:
     """Every transaction type the service accepts. Without certificate_trust, a key
     registration presenting an X.509 chain is refused; without payments, no payment type is
-    registered."""
+    registered (licence renewals still price their fees from the packaged fee schedules).
+    `licences` defaults to the packaged licence types."""
     handlers = registry_handlers.make_handlers(certificate_trust=certificate_trust)
-    # Imported here: the invoice types' module builds TransactionType values of this one.
+    # Imported here: these modules build TransactionType values of this one.
+    from api.transactions.licence_types import licence_types
     from api.transactions.tax_types import invoice_types
 
     types = _key_types(handlers) + tax_types() + invoice_types()
+    fee_book = load_default_fee_schedules()
     if payments is not None:
         types += payment_types(payments)
+        fee_book = payments.config.fee_book
+    types += licence_types(book=licences or default_licence_types(), fee_book=fee_book)
     return TypeRegistry(types)

@@ -32,6 +32,7 @@ from ledger.errors import (
     StorageInconsistentError,
     TreeSizeError,
 )
+from licences.errors import LicencesError
 from payments.errors import (
     PayableAmountError,
     PaymentsError,
@@ -105,7 +106,9 @@ def test_package_errors_map_through_the_one_table(
 
 def test_every_table_entry_is_one_of_our_types() -> None:
     for cls, kind in ERROR_TABLE.items():
-        assert issubclass(cls, LedgerError | SignaturesError | PaymentsError | TaxError)
+        assert issubclass(
+            cls, LedgerError | SignaturesError | PaymentsError | TaxError | LicencesError
+        )
         assert 400 <= kind.status < 600
         assert problem_type(kind.slug).startswith(PROBLEM_TYPE_BASE)
 
