@@ -20,6 +20,7 @@ from api.auth import TokenVerifier, token_verifier_from_settings
 from api.certificate_trust import load_certificate_trust
 from api.database import is_schema_current, make_engine, read_only
 from api.keys import CheckpointKeyring, checkpoint_sign_note, load_checkpoint_keyring
+from api.licences.issuer_keys import IssuerKeys, PipelineRegistrar
 from api.limits import RateLimiter, enforce_rate_limit, install_limits
 from api.logs import configure_logging, install_request_ids
 from api.metrics import install_metrics
@@ -30,6 +31,8 @@ from api.routes import (
     agency_payments,
     keys,
     ledger,
+    licence_credentials,
+    licences,
     payments,
     public_keys,
     tax,
@@ -41,6 +44,7 @@ from api.transactions.registry import TypeRegistry, default_registry
 from api.transactions.service import TransactionService
 from ledger import store
 from ledger.note import NoteSigner
+from licences.types import LicenceTypeBook, default_licence_types
 
 logger = logging.getLogger("pishkhan.api")
 
@@ -61,12 +65,18 @@ def create_app(
     token_verifier: TokenVerifier | None = None,
     registry: TypeRegistry | None = None,
     payments_runtime_: PaymentsRuntime | None = None,
+    licence_types: LicenceTypeBook | None = None,
+    issuer_keys: IssuerKeys | None = None,
 ) -> FastAPI:
     """Build the application; engine and keyring come from settings unless given.
 
     A checkpoint_signer alone stands for a keyring of that one key. An engine built here is
-    disposed of at shutdown; one passed in belongs to the caller. Raises ServiceKeyError when
-    the checkpoint keyring cannot be loaded (or generated) or no key of it is valid now.
+    disposed of at shutdown; one passed in belongs to the caller. `licence_types` defaults to
+    the packaged licence types (used by the default registry and the licence routes alike);
+    `issuer_keys`, the agencies' credential keys, to the ones under
+    settings.licence_issuer_key_dir (nothing is read before a credential is asked for). Raises
+    ServiceKeyError when the checkpoint keyring cannot be loaded (or generated) or no key of it
+    is valid now.
     """
     settings = settings or get_settings()
     owns_engine = engine is None
@@ -100,14 +110,22 @@ def create_app(
     install_request_ids(app)
     runtime = payments_runtime_ or payments_runtime(settings, engine, clock=_utc_now)
     app.state.payments = runtime
-    app.state.transactions = TransactionService(
+    book = licence_types or default_licence_types()
+    app.state.licence_types = book
+    service = TransactionService(
         engine,
         registry=registry
-        or default_registry(certificate_trust=load_certificate_trust(settings), payments=runtime),
+        or default_registry(
+            certificate_trust=load_certificate_trust(settings), payments=runtime, licences=book
+        ),
         origin=settings.ledger_origin,
         sign_note=checkpoint_sign_note(keyring),
         on_outcome=metrics.transaction_outcome,
     )
+    app.state.transactions = service
+    # Licence credentials: the agencies' keys, registered through this app's own pipeline.
+    app.state.issuer_keys = issuer_keys or IssuerKeys.from_settings(settings)
+    app.state.issuer_registrar = PipelineRegistrar(service)
     app.include_router(transactions.router)
     app.include_router(keys.router)
     app.include_router(ledger.router)
@@ -116,6 +134,9 @@ def create_app(
     app.include_router(agency_payments.router)
     app.include_router(tax.router)
     app.include_router(tax_invoices.router)
+    # Before licences.router: its /v1/licences/{licence_id} would take /verify, /issuer-keys.
+    app.include_router(licence_credentials.router)
+    app.include_router(licences.router)
     app.add_api_route(
         "/healthz", healthz, methods=["GET"], tags=["health"], responses=problem_responses()
     )
