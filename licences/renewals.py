@@ -30,7 +30,7 @@ from licences.handlers import (
     read_licence_id,
 )
 from licences.status import LicenceStatus
-from licences.terms import Term, dual, local_date, renewed_term
+from licences.terms import Term, dual, licence_term_after, local_date, renewed_term
 from licences.types import LicenceType, LicenceTypeBook
 from payments import payable_store, payment_flow
 from payments.errors import FeeNotFoundError
@@ -243,7 +243,7 @@ def _apply_term(
     renewed before its expiry "not yet valid" until then, and its credential with it."""
     if term.valid_from == licence.term.expires_on + timedelta(days=1):
         term = Term(valid_from=licence.term.valid_from, expires_on=term.expires_on)
-    changed = replace(licence, term=term, updated_at=at)
+    changed = replace(licence, term=licence_term_after(licence.term, term), updated_at=at)
     return store.update_licence(conn, changed, expected_version=licence.version)
 
 

@@ -149,6 +149,20 @@ def renewed_term(current: Term, *, today: date, licence_type: LicenceType) -> Te
     return first_term(today, licence_type)
 
 
+def licence_term_after(current: Term, renewed: Term) -> Term:
+    """The licence's term once `renewed` (from renewed_term) applies: one continuous term from
+    the current start when the renewal follows on without a gap (renewed before expiry), so a
+    licence renewed early stays valid today; else the renewed term alone (renewed after a
+    lapse: the days between were not covered).
+
+    Raises ValueError when `renewed` starts on or before the current start."""
+    if renewed.valid_from <= current.valid_from:
+        raise ValueError("a renewed term starts after the current one")
+    if renewed.valid_from == current.expires_on + ONE_DAY:
+        return Term(valid_from=current.valid_from, expires_on=renewed.expires_on)
+    return renewed
+
+
 def renewal_window(current: Term, licence_type: LicenceType) -> Window:
     """When a licence with this term may be renewed: renew_from before its expiry day to
     renew_until after it, both inclusive. Raises ValueError as add_duration."""

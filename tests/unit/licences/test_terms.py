@@ -14,6 +14,7 @@ from licences.terms import (
     dual,
     dual_text,
     first_term,
+    licence_term_after,
     local_date,
     renewal_window,
     renewed_term,
@@ -258,3 +259,24 @@ def test_local_date_is_the_jurisdictions_day() -> None:
     assert local_date(TAXI, datetime(2025, 3, 21, 5, 0, tzinfo=east)) == date(2025, 3, 20)
     with pytest.raises(ValueError, match="aware"):
         local_date(DRIVING, datetime(2025, 3, 20, 12, 0))
+
+
+# --- the licence's term after a renewal (regression: an early renewal read not_yet_valid) -----
+
+
+def test_early_renewal_continues_the_current_term() -> None:
+    current = Term(valid_from=date(2020, 1, 1), expires_on=date(2029, 12, 31))
+    renewed = Term(valid_from=date(2030, 1, 1), expires_on=date(2039, 12, 31))
+    assert licence_term_after(current, renewed) == Term(date(2020, 1, 1), date(2039, 12, 31))
+
+
+def test_renewal_after_a_lapse_starts_the_new_term_alone() -> None:
+    current = Term(valid_from=date(2020, 1, 1), expires_on=date(2029, 12, 31))
+    renewed = Term(valid_from=date(2030, 3, 5), expires_on=date(2040, 3, 4))
+    assert licence_term_after(current, renewed) == renewed
+
+
+def test_a_renewed_term_that_does_not_start_later_is_refused() -> None:
+    current = Term(valid_from=date(2020, 1, 1), expires_on=date(2029, 12, 31))
+    with pytest.raises(ValueError):
+        licence_term_after(current, current)
