@@ -96,6 +96,7 @@ from signatures.errors import (
     KeyStateError,
     RegistryConflictError,
     RegistryLimitError,
+    ServiceKeyError,
 )
 from tax.errors import FilingChainError, InvoiceResponseError, TaxFieldError
 
@@ -255,6 +256,11 @@ ERROR_TABLE: dict[type[Exception], ProblemKind] = {
     ),
     InvoiceResponseError: ProblemKind(
         409, "invoice-response-refused", "The answer to the invoice is refused"
+    ),
+    # A service key the request needs (an agency's credential key) is missing or unreadable: the
+    # operator's to fix (the detail stays generic; the log has the incident).
+    ServiceKeyError: ProblemKind(
+        503, "service-key-unavailable", "A signing key of the service is unavailable"
     ),
     # Licences (licences.handlers, licences.renewals, api.routes.licences).
     LicenceFieldError: ProblemKind(400, "invalid-field", "A field is not valid"),

@@ -186,7 +186,9 @@ def _load(path: Path, *, passphrase: bytes) -> Ed25519PrivateKey:
     return key
 
 
-def create_or_load(path: Path, *, passphrase: bytes) -> Ed25519PrivateKey:
+def create_or_load(
+    path: Path, *, passphrase: bytes, may_generate: bool = True
+) -> Ed25519PrivateKey:
     """The key at path, created first when there is none; safe when processes race.
 
     The new key is written whole to a temporary file beside path and hard-linked into place:
@@ -196,6 +198,10 @@ def create_or_load(path: Path, *, passphrase: bytes) -> Ed25519PrivateKey:
     """
     if path.exists():
         return _load(path, passphrase=passphrase)
+    if not may_generate:
+        # Fail closed outside dev, like the checkpoint key: a missing key is provisioned, or
+        # generated only when PISHKHAN_GENERATE_KEYS says so.
+        raise ServiceKeyError("the agency's credential key file does not exist", path=path)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -232,8 +238,15 @@ class IssuerKeys:
     same directory.
     """
 
-    def __init__(self, directory: Path, *, passphrase: bytes | Callable[[], bytes]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        passphrase: bytes | Callable[[], bytes],
+        may_generate: bool = True,
+    ) -> None:
         self.directory = directory
+        self.may_generate = may_generate
         # A callable is asked on first use only: an app that never issues a credential needs
         # no passphrase for these keys.
         self._passphrase_source = passphrase
@@ -245,9 +258,13 @@ class IssuerKeys:
     @classmethod
     def from_settings(cls, settings: Settings) -> IssuerKeys:
         """Keys under settings.licence_issuer_key_dir, encrypted with the service key
-        passphrase (read when first needed: ServiceKeyError then if none is configured)."""
+        passphrase (read when first needed: ServiceKeyError then if none is configured). A
+        missing key is generated only where the service may generate keys (dev, or
+        PISHKHAN_GENERATE_KEYS)."""
         return cls(
-            settings.licence_issuer_key_dir, passphrase=lambda: service_key_passphrase(settings)
+            settings.licence_issuer_key_dir,
+            passphrase=lambda: service_key_passphrase(settings),
+            may_generate=settings.may_generate_keys,
         )
 
     def _secret(self) -> bytes:
@@ -266,15 +283,20 @@ class IssuerKeys:
         return public
 
     def signing_key(self, agency: str) -> tuple[str, Ed25519PrivateKey]:
-        """The kid and private key that sign agency's credentials, created on first use.
+        """The kid and private key that sign agency's credentials, created on first use where
+        keys may be generated.
 
         Raises ValueError for a subject that is not an agency, ServiceKeyError when the key
-        cannot be created or loaded (no passphrase, wrong passphrase, unwritable directory).
+        cannot be created or loaded (missing and not to be generated, no passphrase, wrong
+        passphrase, unwritable directory).
         """
         path = self.path(agency)
         with self._lock:
             if agency not in self._keys:
-                self._remember(agency, create_or_load(path, passphrase=self._secret()))
+                key = create_or_load(
+                    path, passphrase=self._secret(), may_generate=self.may_generate
+                )
+                self._remember(agency, key)
             public, private_key = self._keys[agency]
         return public.kid, private_key
 

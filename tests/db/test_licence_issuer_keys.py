@@ -177,6 +177,24 @@ def test_from_settings_reads_the_passphrase_when_first_needed(tmp_path: Path) ->
         keys.signing_key(RAHVAR)
 
 
+def test_outside_dev_a_missing_key_is_refused_unless_generation_is_allowed(
+    tmp_path: Path,
+) -> None:
+    def settings(*, generate: bool) -> Settings:
+        return Settings.model_construct(
+            env="prod", licence_issuer_key_dir=tmp_path / "li", generate_keys=generate
+        )
+
+    refusing = IssuerKeys(tmp_path / "li", passphrase=PASSPHRASE, may_generate=False)
+    with pytest.raises(ServiceKeyError, match="does not exist"):
+        refusing.signing_key(RAHVAR)
+    assert not (tmp_path / "li").exists() or not any((tmp_path / "li").iterdir())
+    assert IssuerKeys.from_settings(settings(generate=False)).may_generate is False
+    assert IssuerKeys.from_settings(settings(generate=True)).may_generate is True
+    made = IssuerKeys(tmp_path / "li", passphrase=PASSPHRASE).signing_key(RAHVAR)[0]
+    assert refusing.signing_key(RAHVAR)[0] == made  # an existing (provisioned) key loads
+
+
 def test_default_key_directory_is_beside_the_other_service_keys() -> None:
     defaults = Settings.model_construct()
     assert defaults.licence_issuer_key_dir == Path("var/keys/licence-issuers")
