@@ -238,11 +238,8 @@ def handle_licence_renew(
 def _apply_term(
     conn: Connection, licence: store.StoredLicence, term: Term, *, at: datetime
 ) -> store.StoredLicence:
-    """The licence with the renewed term applied. A term that follows the current one without
-    a gap extends it (the licence keeps its valid_from): replacing it would make a licence
-    renewed before its expiry "not yet valid" until then, and its credential with it."""
-    if term.valid_from == licence.term.expires_on + timedelta(days=1):
-        term = Term(valid_from=licence.term.valid_from, expires_on=term.expires_on)
+    """The licence with the renewed term applied (licences.terms.licence_term_after: a term
+    that follows on extends the current one, so a licence renewed early stays valid)."""
     changed = replace(licence, term=licence_term_after(licence.term, term), updated_at=at)
     return store.update_licence(conn, changed, expected_version=licence.version)
 
