@@ -51,7 +51,6 @@ from ledger.errors import (
 from licences.errors import (
     CredentialError,
     DuplicateLicenceNumberError,
-    LicenceFieldError,
     LicenceNotFoundError,
     LicenceStateError,
     NotIssuingAgencyError,
@@ -263,7 +262,6 @@ ERROR_TABLE: dict[type[Exception], ProblemKind] = {
         503, "service-key-unavailable", "A signing key of the service is unavailable"
     ),
     # Licences (licences.handlers, licences.renewals, api.routes.licences).
-    LicenceFieldError: ProblemKind(400, "invalid-field", "A field is not valid"),
     CredentialError: ProblemKind(400, "invalid-credential", "The credential is not readable"),
     LicenceNotFoundError: ProblemKind(404, "licence-not-found", "No such licence"),
     NotIssuingAgencyError: ProblemKind(
@@ -316,7 +314,7 @@ def problem_from_error(exc: Exception) -> Problem:
     if isinstance(exc, TreeSizeError):
         field = _FIELD_ALIASES.get(exc.field, exc.field)
         errors = (FieldError(field=field, rule="range", message=str(exc)),)
-    if isinstance(exc, PaymentFieldError | TaxFieldError | LicenceFieldError):
+    if isinstance(exc, PaymentFieldError | TaxFieldError):
         errors = tuple(
             FieldError(field=e.pointer, rule=e.rule, message=e.message) for e in exc.errors
         )

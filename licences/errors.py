@@ -10,18 +10,10 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from signatures.canonical import JsonValue
-from signatures.errors import FieldErrors
 
 
 class LicencesError(Exception):
     """Base class of every licences error."""
-
-
-class LicenceFieldError(LicencesError, FieldErrors):
-    """Input to a licences rule is refused; `errors` lists every field (JSON Pointer, rule, why).
-
-    Messages never repeat the refused value (a licence number or a holder is personal data).
-    """
 
 
 class LicenceTypeFileError(LicencesError):

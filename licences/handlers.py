@@ -20,7 +20,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection
 
-from licences import store
+from licences import renewal_store, store
 from licences.errors import LicenceNotFoundError, NotIssuingAgencyError
 from licences.status import AgencyAction, LicenceStatus, apply_action
 from licences.terms import first_term, local_date
@@ -29,12 +29,12 @@ from payments import payable_store, payment_flow
 from payments.payables import read_date, read_subject
 from signatures.canonical import JsonValue
 from signatures.envelope import (
-    RULE_INVALID_FORMAT,
-    RULE_WRONG_TYPE,
     Envelope,
     add_field_error,
     check_members,
     parse_subject,
+    payload_object,
+    read_payload_text,
 )
 from signatures.errors import EnvelopeError, FieldError
 
@@ -61,33 +61,8 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _REASON = re.compile(rf"[a-z][a-z_]{{0,{MAX_REASON_CHARS - 1}}}")
 
 
-def payload_object(envelope: Envelope) -> dict[str, JsonValue]:
-    payload = envelope.payload
-    if not isinstance(payload, dict):  # parse_envelope guarantees it; keep mypy and readers sure
-        raise EnvelopeError((FieldError("/payload", RULE_WRONG_TYPE, "the payload is an object"),))
-    return payload
-
-
-def read_text(
-    payload: dict[str, JsonValue],
-    name: str,
-    pattern: re.Pattern[str],
-    shape: str,
-    errors: list[FieldError],
-) -> str | None:
-    """The member `name` when it is a string matching `pattern`, else None with its error added.
-    The message gives the shape, never the value (a licence number is personal data)."""
-    value = payload.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or pattern.fullmatch(value) is None:
-        add_field_error(errors, f"/payload/{name}", RULE_INVALID_FORMAT, f"{name} is {shape}")
-        return None
-    return value
-
-
 def read_licence_id(payload: dict[str, JsonValue], errors: list[FieldError]) -> str | None:
-    return read_text(payload, "licence_id", _UUID, "a licence id (lowercase UUID)", errors)
+    return read_payload_text(payload, "licence_id", _UUID, "a licence id (lowercase UUID)", errors)
 
 
 def owner_of(envelope: Envelope) -> str:
@@ -128,7 +103,7 @@ def parse_licence_issue(envelope: Envelope, *, book: LicenceTypeBook) -> Licence
             add_field_error(errors, "/payload/holder", RULE_HOLDER_KIND, message)
         pattern = re.compile(licence_type.number_pattern)
         shape = f"a {licence_type.code} number ({licence_type.number_pattern})"
-        number = read_text(payload, "number", pattern, shape, errors)
+        number = read_payload_text(payload, "number", pattern, shape, errors)
     if errors:
         raise EnvelopeError(tuple(errors))
     assert licence_type is not None and holder is not None and number is not None
@@ -191,7 +166,9 @@ def parse_licence_action(envelope: Envelope) -> LicenceAction:
     errors: list[FieldError] = []
     check_members(payload, required=ACTION_MEMBERS, optional=(), pointer="/payload", errors=errors)
     licence_id = read_licence_id(payload, errors)
-    reason = read_text(payload, "reason", _REASON, f"a code of 1-{MAX_REASON_CHARS} [a-z_]", errors)
+    reason = read_payload_text(
+        payload, "reason", _REASON, f"a code of 1-{MAX_REASON_CHARS} [a-z_]", errors
+    )
     if errors:
         raise EnvelopeError(tuple(errors))
     assert licence_id is not None and reason is not None
@@ -229,7 +206,7 @@ def handle_licence_action(
     request = parse_licence_action(envelope)
     signer = str(envelope.signer)
     issued_licence(conn, request.licence_id, issuer=signer)  # 404 before any lock is taken
-    pending = store.pending_renewal(conn, request.licence_id)
+    pending = renewal_store.pending_renewal(conn, request.licence_id)
     if pending is not None and pending.payable_id is not None:
         payable_store.get_payable(conn, pending.payable_id, for_update=True)  # payable first
     licence = issued_licence(conn, request.licence_id, issuer=signer, for_update=True)
@@ -248,10 +225,12 @@ def handle_licence_action(
 
 
 def _void_unpaid(
-    conn: Connection, renewal: store.StoredRenewal, *, at: datetime, tx_id: str
+    conn: Connection, renewal: renewal_store.StoredRenewal, *, at: datetime, tx_id: str
 ) -> None:
     if renewal.payable_id is None:
         return
     if payment_flow.cancel_open_payable(conn, renewal.payable_id, now=at):
-        store.set_renewal_status(conn, renewal.renewal_id, status=store.RENEWAL_VOID)
+        renewal_store.set_renewal_status(
+            conn, renewal.renewal_id, status=renewal_store.RENEWAL_VOID
+        )
         store.add_event(conn, renewal.licence_id, kind="renewal_void", at=at, tx_id=tx_id)

@@ -21,12 +21,11 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection
 
 from ledger.leaf import format_timestamp
-from licences import store
+from licences import renewal_store, store
 from licences.eligibility import Debt, RenewalFacts, fee_resumes_on, verify_renewal
 from licences.errors import LicenceNotFoundError, RenewalPendingError
 from licences.handlers import (
     owner_of,
-    payload_object,
     read_licence_id,
 )
 from licences.status import LicenceStatus
@@ -37,7 +36,7 @@ from payments.errors import FeeNotFoundError
 from payments.fees import Fee, FeeBook
 from payments.payables import Payable, PayableKind, issue_payable, parse_payable_payload
 from signatures.canonical import JsonValue
-from signatures.envelope import Envelope, check_members
+from signatures.envelope import Envelope, check_members, payload_object
 from signatures.errors import EnvelopeError, FieldError
 from tax.clearance import overdue_tax
 
@@ -112,7 +111,7 @@ def _facts(
 
 def _end_unpaid_or_refuse(
     conn: Connection,
-    pending: store.StoredRenewal,
+    pending: renewal_store.StoredRenewal,
     payable: payable_store.StoredPayable | None,
     *,
     at: datetime,
@@ -127,7 +126,9 @@ def _end_unpaid_or_refuse(
     due = payable.payable
     overdue = due.due_on < local_date(licence_type, today_on)
     if overdue and payment_flow.cancel_open_payable(conn, due.payable_id, now=at):
-        store.set_renewal_status(conn, pending.renewal_id, status=store.RENEWAL_LAPSED)
+        renewal_store.set_renewal_status(
+            conn, pending.renewal_id, status=renewal_store.RENEWAL_LAPSED
+        )
         store.add_event(conn, pending.licence_id, kind="renewal_lapsed", at=at, tx_id=tx_id)
         return
     raise RenewalPendingError(
@@ -172,7 +173,7 @@ def handle_licence_renew(
     RenewalRefusedError (every eligibility rule that failed, with what would satisfy it)."""
     licence_id = parse_licence_renew(envelope)
     holder = owner_of(envelope)
-    pending = store.pending_renewal(conn, licence_id)
+    pending = renewal_store.pending_renewal(conn, licence_id)
     payable = None
     if pending is not None and pending.payable_id is not None:
         payable = payable_store.get_payable(conn, pending.payable_id, for_update=True)
@@ -194,11 +195,11 @@ def handle_licence_renew(
     facts, fee = _facts(conn, licence, licence_type, today_on=accepted_at, fee_book=fee_book)
     verify_renewal(facts)
     new_term = renewed_term(licence.term, today=facts.today, licence_type=licence_type)
-    renewal = store.StoredRenewal(
+    renewal = renewal_store.StoredRenewal(
         renewal_id=tx_id,
         licence_id=licence_id,
         holder=holder,
-        status=store.RENEWAL_AWAITING_PAYMENT,
+        status=renewal_store.RENEWAL_AWAITING_PAYMENT,
         payable_id=None,
         fee_amount_minor=None,
         fee_currency=None,
@@ -209,8 +210,10 @@ def handle_licence_renew(
     )
     pay_by: date | None = None
     if fee is None:
-        completed = replace(renewal, status=store.RENEWAL_COMPLETED, completed_at=accepted_at)
-        store.insert_renewal(conn, completed)
+        completed = replace(
+            renewal, status=renewal_store.RENEWAL_COMPLETED, completed_at=accepted_at
+        )
+        renewal_store.insert_renewal(conn, completed)
         licence = _apply_term(conn, licence, new_term, at=accepted_at)
         store.add_event(conn, licence_id, kind="renewed", at=accepted_at, tx_id=tx_id)
     else:
@@ -225,9 +228,9 @@ def handle_licence_renew(
             fee_amount_minor=fee.amount_minor,
             fee_currency=fee.currency,
         )
-        store.insert_renewal(conn, renewal)
+        renewal_store.insert_renewal(conn, renewal)
         store.add_event(conn, licence_id, kind="renewal_requested", at=accepted_at, tx_id=tx_id)
-    stored = store.get_renewal(conn, tx_id)
+    stored = renewal_store.get_renewal(conn, tx_id)
     assert stored is not None
     view = renewal_json(stored, licence_type, licence=licence, fee=fee, today_on=accepted_at)
     if pay_by is not None:
@@ -250,22 +253,22 @@ def complete_paid_renewal(conn: Connection, payable: Payable, at: datetime) -> N
     other payable, or for a renewal that is no longer waiting (idempotent)."""
     if payable.kind is not PayableKind.FEE or payable.reference != FEE_REFERENCE:
         return
-    renewal = store.renewal_by_payable(conn, payable.payable_id)
-    if renewal is None or renewal.status != store.RENEWAL_AWAITING_PAYMENT:
+    renewal = renewal_store.renewal_by_payable(conn, payable.payable_id)
+    if renewal is None or renewal.status != renewal_store.RENEWAL_AWAITING_PAYMENT:
         return
     licence = store.get_licence(conn, renewal.licence_id, for_update=True)
     assert licence is not None, "a renewal's licence exists"
     if licence.status is LicenceStatus.REVOKED:
-        store.set_renewal_status(
-            conn, renewal.renewal_id, status=store.RENEWAL_VOID, completed_at=at
+        renewal_store.set_renewal_status(
+            conn, renewal.renewal_id, status=renewal_store.RENEWAL_VOID, completed_at=at
         )
         store.add_event(
             conn, licence.licence_id, kind="renewal_void", at=at, tx_id=renewal.renewal_id
         )
         return
     _apply_term(conn, licence, renewal.new_term, at=at)
-    store.set_renewal_status(
-        conn, renewal.renewal_id, status=store.RENEWAL_COMPLETED, completed_at=at
+    renewal_store.set_renewal_status(
+        conn, renewal.renewal_id, status=renewal_store.RENEWAL_COMPLETED, completed_at=at
     )
     store.add_event(
         conn, licence.licence_id, kind="renewed", at=at, tx_id=renewal.renewal_id, reason="fee_paid"
@@ -273,7 +276,7 @@ def complete_paid_renewal(conn: Connection, payable: Payable, at: datetime) -> N
 
 
 def renewal_json(
-    renewal: store.StoredRenewal,
+    renewal: renewal_store.StoredRenewal,
     licence_type: LicenceType,
     *,
     licence: store.StoredLicence | None = None,

@@ -1,4 +1,5 @@
-"""Storage of licences, their renewals and their events (licences.schema).
+"""Storage of licences and their events (licences.schema); renewals are in
+licences.renewal_store.
 
 Every function takes a Connection inside the caller's transaction (or a read-only one for the
 readers) and never commits. The licence handlers run under the ledger lock and read the
@@ -24,12 +25,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from ledger.leaf import format_timestamp
-from licences.errors import DuplicateLicenceNumberError, LicenceStateError, RenewalPendingError
-from licences.schema import AWAITING_PAYMENT, licence_events, licence_renewals, licences
+from licences.errors import DuplicateLicenceNumberError, LicenceStateError
+from licences.schema import licence_events, licences
 from licences.status import LicenceStatus, effective_status
 from licences.terms import Term, dual, renewal_window
 from licences.types import LicenceType
-from payments.payable_store import get_payable, keyset_before
+from payments.payable_store import keyset_before
 from signatures.canonical import JsonValue
 from signatures.registry_schema import as_utc
 
@@ -38,29 +39,19 @@ __all__ = [
     "EVENT_INSERT_ATTEMPTS",
     "EVENT_KINDS",
     "MAX_EVENTS_LISTED",
-    "MAX_RENEWALS_LISTED",
-    "RENEWAL_AWAITING_PAYMENT",
-    "RENEWAL_COMPLETED",
-    "RENEWAL_LAPSED",
-    "RENEWAL_STATUSES",
-    "RENEWAL_VOID",
     "LicenceEvent",
     "StoredLicence",
-    "StoredRenewal",
     "add_event",
+    "as_date",
+    "check_limit",
     "event_json",
     "find_licence",
     "get_licence",
-    "get_renewal",
     "insert_licence",
-    "insert_renewal",
+    "insert_unless_conflict",
     "licence_json",
     "list_events",
     "list_licences",
-    "list_renewals",
-    "pending_renewal",
-    "renewal_by_payable",
-    "set_renewal_status",
     "update_licence",
 ]
 
@@ -74,17 +65,11 @@ EVENT_KINDS = (
     "renewal_lapsed",
     "renewal_void",
 )
-RENEWAL_AWAITING_PAYMENT = AWAITING_PAYMENT
-RENEWAL_COMPLETED = "completed"
-RENEWAL_LAPSED = "lapsed"  # its fee was not paid by the due day; a later renewal replaced it
-RENEWAL_VOID = "void"  # the licence was revoked before its fee was paid
-RENEWAL_STATUSES = (RENEWAL_AWAITING_PAYMENT, RENEWAL_COMPLETED, RENEWAL_LAPSED, RENEWAL_VOID)
 # LicenceStateError's action when the compare-and-set on version finds another version.
 CONCURRENT_CHANGE = "concurrent_change"
 # What one licence's view reads at most: the newest events and renewals (a licence renewed
 # every year for a century with suspensions in between stays far below these).
 MAX_EVENTS_LISTED = 500
-MAX_RENEWALS_LISTED = 100
 # add_event numbers an event max(seq) + 1. Writers of one licence hold its row lock, so the
 # first attempt succeeds; a writer that did not (a bug) meets the other's row, waits for it
 # (PostgreSQL) and numbers again, instead of aborting the transaction.
@@ -113,28 +98,9 @@ class StoredLicence:
 
 
 @dataclass(frozen=True)
-class StoredRenewal:
-    """One licence.renew as stored; `status` is one of RENEWAL_STATUSES. `new_term` is the term
-    the licence takes when the renewal completes; `payable_id` and the fee are None when the
-    type has no fee."""
-
-    renewal_id: str
-    licence_id: str
-    holder: str
-    status: str
-    payable_id: str | None
-    fee_amount_minor: int | None
-    fee_currency: str | None
-    new_term: Term
-    requested_at: datetime
-    completed_at: datetime | None
-    ledger_index: int
-
-
-@dataclass(frozen=True)
 class LicenceEvent:
-    """One entry of a licence's history; `tx_id` is None when a payment, not a signed
-    transaction, caused it."""
+    """One entry of a licence's history; `tx_id` is the signed transaction it follows from (for
+    a renewal its fee's payment completed: the licence.renew transaction)."""
 
     seq: int
     kind: str  # one of EVENT_KINDS
@@ -153,7 +119,7 @@ def _licence(row: _Row) -> StoredLicence:
         number=str(row.number),
         holder=str(row.holder),
         issuer=str(row.issuer),
-        term=Term(valid_from=_date(row.valid_from), expires_on=_date(row.expires_on)),
+        term=Term(valid_from=as_date(row.valid_from), expires_on=as_date(row.expires_on)),
         status=LicenceStatus(row.status),
         status_reason=None if row.status_reason is None else str(row.status_reason),
         version=int(row.version),
@@ -163,30 +129,13 @@ def _licence(row: _Row) -> StoredLicence:
     )
 
 
-def _renewal(row: _Row) -> StoredRenewal:
-    completed_at = row.completed_at
-    return StoredRenewal(
-        renewal_id=str(row.id),
-        licence_id=str(row.licence_id),
-        holder=str(row.holder),
-        status=str(row.status),
-        payable_id=None if row.payable_id is None else str(row.payable_id),
-        fee_amount_minor=None if row.fee_amount_minor is None else int(row.fee_amount_minor),
-        fee_currency=None if row.fee_currency is None else str(row.fee_currency),
-        new_term=Term(valid_from=_date(row.new_valid_from), expires_on=_date(row.new_expires_on)),
-        requested_at=as_utc(row.requested_at),
-        completed_at=None if completed_at is None else as_utc(completed_at),
-        ledger_index=int(row.ledger_index),
-    )
-
-
-def _date(value: object) -> date:
+def as_date(value: object) -> date:
     if not isinstance(value, date) or isinstance(value, datetime):
         raise ValueError("a stored licence date is not a date")
     return value
 
 
-def _insert_unless_conflict(
+def insert_unless_conflict(
     conn: Connection,
     table: Table,
     values: Mapping[str, object],
@@ -234,7 +183,7 @@ def insert_licence(conn: Connection, stored: StoredLicence) -> None:
         "updated_at": stored.updated_at,
         "ledger_index": stored.ledger_index,
     }
-    if not _insert_unless_conflict(conn, licences, values, conflict=("licence_type", "number")):
+    if not insert_unless_conflict(conn, licences, values, conflict=("licence_type", "number")):
         raise DuplicateLicenceNumberError(stored.licence_type)
 
 
@@ -348,7 +297,7 @@ def add_event(
             "tx_id": tx_id,
             "reason": reason,
         }
-        if _insert_unless_conflict(conn, licence_events, values, conflict=("licence_id", "seq")):
+        if insert_unless_conflict(conn, licence_events, values, conflict=("licence_id", "seq")):
             return
     raise AssertionError("add_event: the event numbers kept being taken")
 
@@ -360,7 +309,7 @@ def list_events(
 
     Raises ValueError for a limit outside 1..MAX_EVENTS_LISTED.
     """
-    _check_limit(limit, MAX_EVENTS_LISTED)
+    check_limit(limit, MAX_EVENTS_LISTED)
     query = (
         select(licence_events)
         .where(licence_events.c.licence_id == licence_id)
@@ -380,117 +329,9 @@ def list_events(
     ]
 
 
-def _check_limit(limit: int, most: int) -> None:
+def check_limit(limit: int, most: int) -> None:
     if isinstance(limit, bool) or not 1 <= limit <= most:
         raise ValueError(f"a list holds 1..{most} rows")
-
-
-# --- renewals ------------------------------------------------------------------------------------
-
-
-def insert_renewal(conn: Connection, renewal: StoredRenewal) -> None:
-    """Insert a renewal. Raises ValueError for a status not in RENEWAL_STATUSES, and
-    RenewalPendingError when it awaits payment and the licence already has a renewal awaiting
-    payment (the partial unique index; nothing is written and the transaction stays usable).
-    """
-    if renewal.status not in RENEWAL_STATUSES:
-        raise ValueError(f"unknown renewal status {renewal.status!r}")
-    values = {
-        "id": renewal.renewal_id,
-        "licence_id": renewal.licence_id,
-        "holder": renewal.holder,
-        "status": renewal.status,
-        "payable_id": renewal.payable_id,
-        "fee_amount_minor": renewal.fee_amount_minor,
-        "fee_currency": renewal.fee_currency,
-        "new_valid_from": renewal.new_term.valid_from,
-        "new_expires_on": renewal.new_term.expires_on,
-        "requested_at": renewal.requested_at,
-        "completed_at": renewal.completed_at,
-        "ledger_index": renewal.ledger_index,
-    }
-    awaiting = licence_renewals.c.status == AWAITING_PAYMENT
-    if _insert_unless_conflict(
-        conn, licence_renewals, values, conflict=("licence_id",), conflict_where=awaiting
-    ):
-        return
-    pending = pending_renewal(conn, renewal.licence_id)
-    assert pending is not None and pending.payable_id is not None, "the index names one"
-    payable = get_payable(conn, pending.payable_id)
-    assert payable is not None, "a renewal awaiting payment has its fee payable"
-    raise RenewalPendingError(
-        renewal_id=pending.renewal_id,
-        payable_id=pending.payable_id,
-        pay_by=payable.payable.due_on,
-    )
-
-
-def _one_renewal(
-    conn: Connection, where: ColumnElement[bool], *, for_update: bool
-) -> StoredRenewal | None:
-    query = select(licence_renewals).where(where)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).one_or_none()
-    return None if row is None else _renewal(row)
-
-
-def get_renewal(
-    conn: Connection, renewal_id: str, *, for_update: bool = False
-) -> StoredRenewal | None:
-    """The renewal `renewal_id`, or None; `for_update` locks its row (PostgreSQL)."""
-    return _one_renewal(conn, licence_renewals.c.id == renewal_id, for_update=for_update)
-
-
-def pending_renewal(
-    conn: Connection, licence_id: str, *, for_update: bool = False
-) -> StoredRenewal | None:
-    """The licence's renewal awaiting payment (at most one: the partial unique index), or None."""
-    where = and_(
-        licence_renewals.c.licence_id == licence_id,
-        licence_renewals.c.status == AWAITING_PAYMENT,
-    )
-    return _one_renewal(conn, where, for_update=for_update)
-
-
-def renewal_by_payable(
-    conn: Connection, payable_id: str, *, for_update: bool = False
-) -> StoredRenewal | None:
-    """The renewal whose fee is the payable `payable_id`, or None (any other payable)."""
-    return _one_renewal(conn, licence_renewals.c.payable_id == payable_id, for_update=for_update)
-
-
-def set_renewal_status(
-    conn: Connection, renewal_id: str, *, status: str, completed_at: datetime | None = None
-) -> None:
-    """Set a renewal's status (and when it completed). Raises ValueError for a status not in
-    RENEWAL_STATUSES, AssertionError when no such renewal exists (the caller read it)."""
-    if status not in RENEWAL_STATUSES:
-        raise ValueError(f"unknown renewal status {status!r}")
-    result = conn.execute(
-        update(licence_renewals)
-        .where(licence_renewals.c.id == renewal_id)
-        .values(status=status, completed_at=completed_at)
-    )
-    if result.rowcount != 1:
-        raise AssertionError(f"set_renewal_status: no renewal {renewal_id!r}")
-
-
-def list_renewals(
-    conn: Connection, licence_id: str, *, limit: int = MAX_RENEWALS_LISTED
-) -> list[StoredRenewal]:
-    """The licence's newest `limit` renewals, oldest first (by requested_at, id).
-
-    Raises ValueError for a limit outside 1..MAX_RENEWALS_LISTED.
-    """
-    _check_limit(limit, MAX_RENEWALS_LISTED)
-    query = (
-        select(licence_renewals)
-        .where(licence_renewals.c.licence_id == licence_id)
-        .order_by(licence_renewals.c.requested_at.desc(), licence_renewals.c.id.desc())
-        .limit(limit)
-    )
-    return [_renewal(row) for row in reversed(conn.execute(query).all())]
 
 
 # --- JSON views ----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from api.routes.paging import (
     page_of,
     read_cursor,
 )
-from licences import store
+from licences import renewal_store, store
 from licences.errors import LicenceNotFoundError
 from licences.renewals import renewal_json
 from licences.terms import dual, local_date
@@ -183,10 +183,10 @@ def _full_view(
         licence, licence_type, today=local_date(licence_type, at)
     )
     view["events"] = [store.event_json(e) for e in store.list_events(conn, licence.licence_id)]
-    renewals = store.list_renewals(conn, licence.licence_id)
+    renewals = renewal_store.list_renewals(conn, licence.licence_id)
     view["renewals"] = [renewal_json(r, licence_type) for r in renewals]
     view["pending_renewal"] = None
-    pending = store.pending_renewal(conn, licence.licence_id)
+    pending = renewal_store.pending_renewal(conn, licence.licence_id)
     if pending is not None and pending.payable_id is not None:
         payable = payable_store.get_payable(conn, pending.payable_id)
         assert payable is not None, "a renewal awaiting payment has its fee payable"
@@ -212,6 +212,6 @@ def _auditor_view(conn: Connection, licence: store.StoredLicence) -> dict[str, A
         ],
         "renewals": [
             {"renewal_id": r.renewal_id, "status": r.status, "ledger_index": r.ledger_index}
-            for r in store.list_renewals(conn, licence.licence_id)
+            for r in renewal_store.list_renewals(conn, licence.licence_id)
         ],
     }

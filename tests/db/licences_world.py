@@ -28,6 +28,7 @@ from api.settings import Settings
 from api.transactions.registry import default_registry
 from api.transactions.service import TransactionService
 from ledger.note import NoteSigner
+from licences import renewal_store
 from licences import store as licence_store
 from payments import journal_store
 from payments.bill_ids import make_bill_id, make_payment_id
@@ -439,7 +440,7 @@ def stored_licence(w: World, licence_id: str) -> licence_store.StoredLicence:
 def stored_renewals(w: World, licence_id: str) -> dict[str, str]:
     """renewal id → status."""
     with w.engine.connect() as conn:
-        return {r.renewal_id: r.status for r in licence_store.list_renewals(conn, licence_id)}
+        return {r.renewal_id: r.status for r in renewal_store.list_renewals(conn, licence_id)}
 
 
 def licence_view(w: World, party: Party, licence_id: str) -> dict[str, Any]:

@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import Connection, Engine, Index, MetaData, insert
 from sqlalchemy.exc import IntegrityError
 
-from licences import schema, store
+from licences import renewal_store, schema, store
 from licences.errors import DuplicateLicenceNumberError, LicenceStateError, RenewalPendingError
 from licences.status import LicenceStatus
-from licences.store import StoredLicence, StoredRenewal
+from licences.renewal_store import StoredRenewal
+from licences.store import StoredLicence
 from licences.terms import Term
 from licences.types import LicenceType, default_licence_types
 from payments import payable_store
@@ -98,7 +99,7 @@ def _fee_payable(conn: Connection, renewal: StoredRenewal) -> None:
 def _awaiting(conn: Connection, licence_id: str) -> StoredRenewal:
     renewal = _renewal(licence_id)
     _fee_payable(conn, renewal)
-    store.insert_renewal(conn, renewal)
+    renewal_store.insert_renewal(conn, renewal)
     return renewal
 
 
@@ -261,28 +262,30 @@ def test_renewal_round_trip_and_lookups(engine: Engine) -> None:
     with engine.begin() as conn:
         store.insert_licence(conn, licence)
         done = _renewal(licence.licence_id, status="completed", requested_at=T0, completed_at=T0)
-        store.insert_renewal(conn, done)
+        renewal_store.insert_renewal(conn, done)
         waiting = _awaiting(conn, licence.licence_id)
     with engine.connect() as conn:
-        assert store.get_renewal(conn, done.renewal_id) == done
-        assert store.get_renewal(conn, waiting.renewal_id, for_update=True) == waiting
-        assert store.pending_renewal(conn, licence.licence_id) == waiting
+        assert renewal_store.get_renewal(conn, done.renewal_id) == done
+        assert renewal_store.get_renewal(conn, waiting.renewal_id, for_update=True) == waiting
+        assert renewal_store.pending_renewal(conn, licence.licence_id) == waiting
         assert waiting.payable_id is not None
-        assert store.renewal_by_payable(conn, waiting.payable_id) == waiting
-        assert store.renewal_by_payable(conn, str(uuid.uuid4())) is None
-        assert store.get_renewal(conn, str(uuid.uuid4())) is None
+        assert renewal_store.renewal_by_payable(conn, waiting.payable_id) == waiting
+        assert renewal_store.renewal_by_payable(conn, str(uuid.uuid4())) is None
+        assert renewal_store.get_renewal(conn, str(uuid.uuid4())) is None
     paid_at = T0 + timedelta(days=2)
     with engine.begin() as conn:
-        store.set_renewal_status(conn, waiting.renewal_id, status="completed", completed_at=paid_at)
+        renewal_store.set_renewal_status(
+            conn, waiting.renewal_id, status="completed", completed_at=paid_at
+        )
         with pytest.raises(ValueError):
-            store.set_renewal_status(conn, waiting.renewal_id, status="paid")
+            renewal_store.set_renewal_status(conn, waiting.renewal_id, status="paid")
         with pytest.raises(AssertionError):
-            store.set_renewal_status(conn, str(uuid.uuid4()), status="void")
+            renewal_store.set_renewal_status(conn, str(uuid.uuid4()), status="void")
     with engine.connect() as conn:
-        assert store.pending_renewal(conn, licence.licence_id) is None
+        assert renewal_store.pending_renewal(conn, licence.licence_id) is None
         finished = replace(waiting, status="completed", completed_at=paid_at)
-        assert store.list_renewals(conn, licence.licence_id) == [done, finished]
-        assert store.list_renewals(conn, licence.licence_id, limit=1) == [finished]
+        assert renewal_store.list_renewals(conn, licence.licence_id) == [done, finished]
+        assert renewal_store.list_renewals(conn, licence.licence_id, limit=1) == [finished]
 
 
 def test_the_index_refuses_a_second_renewal_awaiting_payment(engine: Engine) -> None:
@@ -310,7 +313,7 @@ def test_the_index_refuses_a_second_renewal_awaiting_payment(engine: Engine) -> 
         )
     with engine.begin() as conn:
         with pytest.raises(RenewalPendingError) as pending:
-            store.insert_renewal(conn, second)
+            renewal_store.insert_renewal(conn, second)
         assert (pending.value.renewal_id, pending.value.payable_id) == (
             first.renewal_id,
             first.payable_id,
@@ -318,17 +321,17 @@ def test_the_index_refuses_a_second_renewal_awaiting_payment(engine: Engine) -> 
         assert pending.value.pay_by == PAY_BY
         # Still usable: other licences' renewals, and renewals that do not wait, go in.
         _awaiting(conn, other.licence_id)
-        store.insert_renewal(conn, _renewal(licence.licence_id, status="completed"))
-        store.insert_renewal(conn, _renewal(licence.licence_id, status="lapsed"))
+        renewal_store.insert_renewal(conn, _renewal(licence.licence_id, status="completed"))
+        renewal_store.insert_renewal(conn, _renewal(licence.licence_id, status="lapsed"))
     with engine.begin() as conn:  # once the first has lapsed, a new one may wait
-        store.set_renewal_status(conn, first.renewal_id, status="lapsed")
+        renewal_store.set_renewal_status(conn, first.renewal_id, status="lapsed")
         third = _awaiting(conn, licence.licence_id)
     with engine.connect() as conn:
-        assert store.get_renewal(conn, second.renewal_id) is None
-        assert store.pending_renewal(conn, licence.licence_id) == third
-        assert len(store.list_renewals(conn, licence.licence_id)) == 4
+        assert renewal_store.get_renewal(conn, second.renewal_id) is None
+        assert renewal_store.pending_renewal(conn, licence.licence_id) == third
+        assert len(renewal_store.list_renewals(conn, licence.licence_id)) == 4
     with engine.begin() as conn, pytest.raises(ValueError):
-        store.insert_renewal(conn, _renewal(licence.licence_id, status="paid"))
+        renewal_store.insert_renewal(conn, _renewal(licence.licence_id, status="paid"))
 
 
 # --- the JSON view -------------------------------------------------------------------------------
