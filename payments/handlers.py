@@ -54,6 +54,8 @@ from signatures.envelope import (
     check_members,
     parse_money,
     parse_subject,
+    payload_object,
+    read_payload_text,
 )
 from signatures.errors import EnvelopeError, FieldError
 
@@ -100,29 +102,6 @@ def _payer(envelope: Envelope) -> str:
     return str(envelope.on_behalf_of or envelope.signer)
 
 
-def _payload_object(envelope: Envelope) -> dict[str, JsonValue]:
-    payload = envelope.payload
-    if not isinstance(payload, dict):  # parse_envelope guarantees it; keep mypy and readers sure
-        raise _refuse("/payload", RULE_WRONG_TYPE, "the payload is an object")
-    return payload
-
-
-def _text(
-    payload: dict[str, JsonValue],
-    name: str,
-    pattern: re.Pattern[str],
-    shape: str,
-    errors: list[FieldError],
-) -> str | None:
-    value = payload.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or pattern.fullmatch(value) is None:
-        add_field_error(errors, f"/payload/{name}", RULE_INVALID_FORMAT, f"{name} is {shape}")
-        return None
-    return value
-
-
 def _money(payload: dict[str, JsonValue], errors: list[FieldError]) -> Money | None:
     if "amount" not in payload:
         return None
@@ -148,7 +127,7 @@ def parse_bill_issue(envelope: Envelope, *, config: PaymentsConfig) -> BillIssue
     issued and paid exactly as a bill is (Iran's traffic fines carry a bill ID and a payment
     ID); its kind is what tells it apart, e.g. to a licence renewal that requires no unpaid
     fines."""
-    payload = _payload_object(envelope)
+    payload = payload_object(envelope)
     try:
         draft = parse_payable_payload(payload, extra_members=("payment_id",))
     except PaymentFieldError as error:
@@ -205,11 +184,11 @@ FEE_MEMBERS = ("service_code", "debtor", "due_on", "reference")
 def parse_fee_issue(envelope: Envelope) -> dict[str, JsonValue]:
     """{service_code, debtor, due_on, reference}: the amount is not the agency's to choose, it is
     the fee in force on the day the transaction is accepted (payments.fees)."""
-    payload = _payload_object(envelope)
+    payload = payload_object(envelope)
     errors: list[FieldError] = []
     check_members(payload, required=FEE_MEMBERS, optional=(), pointer="/payload", errors=errors)
-    _text(payload, "service_code", _CODE, "1-64 of [A-Za-z0-9._:-]", errors)
-    _text(payload, "reference", _CODE, "1-64 of [A-Za-z0-9._:-]", errors)
+    read_payload_text(payload, "service_code", _CODE, "1-64 of [A-Za-z0-9._:-]", errors)
+    read_payload_text(payload, "reference", _CODE, "1-64 of [A-Za-z0-9._:-]", errors)
     # The debtor and the due date follow the rules of every payable payload.
     read_subject(payload.get("debtor"), "/payload/debtor", errors)
     read_date(payload.get("due_on"), "/payload/due_on", errors)
@@ -284,7 +263,7 @@ def parse_payment_create(envelope: Envelope, *, config: PaymentsConfig) -> Payme
     """{payable_id} or {bill_id, payment_id} (exactly one way to name what is paid), amount,
     provider, payment_method. With the two bill numbers, the amount must be the one the payment
     ID encodes (rule amount_mismatch)."""
-    payload = _payload_object(envelope)
+    payload = payload_object(envelope)
     errors: list[FieldError] = []
     check_members(
         payload,
@@ -304,8 +283,12 @@ def parse_payment_create(envelope: Envelope, *, config: PaymentsConfig) -> Payme
     if amount is not None and taken is not None and amount.currency not in taken:
         message = "the provider does not take this currency"
         add_field_error(errors, "/payload/amount/currency", RULE_CURRENCY_NOT_SUPPORTED, message)
-    method = _text(payload, "payment_method", _METHOD, "1-64 of [A-Za-z0-9_.:-]", errors)
-    payable_id = _text(payload, "payable_id", _UUID, "a payable id (lowercase UUID)", errors)
+    method = read_payload_text(
+        payload, "payment_method", _METHOD, "1-64 of [A-Za-z0-9_.:-]", errors
+    )
+    payable_id = read_payload_text(
+        payload, "payable_id", _UUID, "a payable id (lowercase UUID)", errors
+    )
     by_id, by_bill = "payable_id" in payload, "bill_id" in payload or "payment_id" in payload
     if by_id == by_bill:
         message = "give payable_id, or bill_id and payment_id"
@@ -414,10 +397,12 @@ class RefundRequest:
 def parse_refund_create(envelope: Envelope) -> RefundRequest:
     """{payment, amount, expected_refundable_minor, reason}: expected_refundable_minor is the
     payable's refundable amount the agency saw (compare-and-set)."""
-    payload = _payload_object(envelope)
+    payload = payload_object(envelope)
     errors: list[FieldError] = []
     check_members(payload, required=REFUND_MEMBERS, optional=(), pointer="/payload", errors=errors)
-    intent_id = _text(payload, "payment", _UUID, "a payment id (lowercase UUID)", errors)
+    intent_id = read_payload_text(
+        payload, "payment", _UUID, "a payment id (lowercase UUID)", errors
+    )
     amount = _money(payload, errors)
     expected = payload.get("expected_refundable_minor")
     if "expected_refundable_minor" in payload and (

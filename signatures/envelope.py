@@ -375,6 +375,37 @@ def parse_envelope(value: JsonValue, *, max_bytes: int = MAX_JSON_BYTES) -> Enve
     )
 
 
+def payload_object(envelope: Envelope) -> dict[str, JsonValue]:
+    """The envelope's payload as an object (parse_envelope guarantees one). Raises EnvelopeError
+    at /payload otherwise (an Envelope built by hand)."""
+    payload = envelope.payload
+    if not isinstance(payload, dict):
+        error = FieldError(
+            pointer="/payload", rule=RULE_WRONG_TYPE, message="the payload is an object"
+        )
+        raise EnvelopeError((error,))
+    return payload
+
+
+def read_payload_text(
+    payload: dict[str, JsonValue],
+    name: str,
+    pattern: re.Pattern[str],
+    shape: str,
+    errors: list[FieldError],
+) -> str | None:
+    """The payload member `name` when it is a string that fullmatches `pattern`; None when it is
+    absent, or with an invalid_format error at /payload/<name> added. The message gives the
+    shape, never the value (it may be personal data)."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        add_field_error(errors, f"/payload/{name}", RULE_INVALID_FORMAT, f"{name} is {shape}")
+        return None
+    return value
+
+
 def add_field_error(errors: list[FieldError], pointer: str, rule: str, message: str) -> None:
     """Add one error for pointer, unless that field already has one: a value the canonical
     profile refused is not judged again."""
