@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from licences import renewal_store, schema, store
 from licences.errors import DuplicateLicenceNumberError, LicenceStateError, RenewalPendingError
-from licences.status import LicenceStatus
 from licences.renewal_store import StoredRenewal
+from licences.status import LicenceStatus
 from licences.store import StoredLicence
 from licences.terms import Term
 from licences.types import LicenceType, default_licence_types
