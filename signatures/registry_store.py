@@ -112,26 +112,42 @@ def _stored_jwk(text: str) -> PublicJwk:
     return PublicJwk.from_dict(json.loads(text))
 
 
+# key_events' columns under names that do not clash with signer_keys' (add_key_event's join).
+_JOINED_EVENT = (
+    key_events.c.seq.label("event_seq"),
+    key_events.c.kind.label("event_kind"),
+    key_events.c.at.label("event_at"),
+    key_events.c.reason.label("event_reason"),
+    key_events.c.ledger_index.label("event_ledger_index"),
+)
+
+
+def _joined_event(row: _Row) -> KeyEvent:
+    reason = None if row.event_reason is None else RevocationReason(row.event_reason)
+    return KeyEvent(
+        KeyEventKind(row.event_kind), as_utc(row.event_at), reason, int(row.event_ledger_index)
+    )
+
+
+def _record(row: _Row, events: Sequence[KeyEvent]) -> KeyRecord:
+    not_after = None if row.not_after is None else as_utc(row.not_after)
+    return KeyRecord(
+        kid=str(row.kid),
+        subject=str(row.subject),
+        jwk=_stored_jwk(str(row.jwk)),
+        assurance=AssuranceLevel(row.assurance),
+        not_before=as_utc(row.not_before),
+        not_after=not_after,
+        events=tuple(events),
+    )
+
+
 def _records(key_rows: Sequence[_Row], event_rows: Sequence[_Row]) -> list[KeyRecord]:
     """Records in key_rows order; event_rows must be ordered by (kid, seq)."""
     events: dict[str, list[KeyEvent]] = {}
     for event_row in event_rows:
         events.setdefault(str(event_row.kid), []).append(_event(event_row))
-    records: list[KeyRecord] = []
-    for row in key_rows:
-        not_after = None if row.not_after is None else as_utc(row.not_after)
-        records.append(
-            KeyRecord(
-                kid=str(row.kid),
-                subject=str(row.subject),
-                jwk=_stored_jwk(str(row.jwk)),
-                assurance=AssuranceLevel(row.assurance),
-                not_before=as_utc(row.not_before),
-                not_after=not_after,
-                events=tuple(events.get(row.kid, ())),
-            )
-        )
-    return records
+    return [_record(row, events.get(row.kid, ())) for row in key_rows]
 
 
 def _events_where(conn: Connection, *where: ColumnElement[bool]) -> Sequence[_Row]:
@@ -247,14 +263,20 @@ def add_key_event(
     KeyNotFoundError for an unknown kid (or another owner's), KeyStateError when the state
     machine refuses the event, KeyRecordError for an event without a ledger_index.
     """
-    row = conn.execute(
-        select(signer_keys).where(signer_keys.c.kid == kid).with_for_update()
-    ).first()
-    if row is None or (owner is not None and row.subject != owner):
+    # One statement: the key's row (locked) joined with its history. This runs under the ledger
+    # lock for every key.suspend / key.reinstate / key.revoke, so each round trip counts.
+    rows = conn.execute(
+        select(signer_keys, *_JOINED_EVENT)
+        .select_from(signer_keys.outerjoin(key_events, key_events.c.kid == signer_keys.c.kid))
+        .where(signer_keys.c.kid == kid)
+        .order_by(key_events.c.seq)
+        .with_for_update(of=signer_keys)
+    ).all()
+    if not rows or (owner is not None and rows[0].subject != owner):
         raise KeyNotFoundError(kid)
-    (record,) = _records([row], _events_where(conn, key_events.c.kid == kid))
-    updated = record.with_event(event)
-    conn.execute(insert(key_events).values(_event_values(kid, len(record.events), event)))
+    history = [_joined_event(row) for row in rows if row.event_seq is not None]
+    updated = _record(rows[0], history).with_event(event)
+    conn.execute(insert(key_events).values(_event_values(kid, len(history), event)))
     return updated
 
 
