@@ -350,6 +350,7 @@ def _licence_extensions(exc: Exception) -> dict[str, Any] | None:
             "renewal_id": exc.renewal_id,
             "payable_id": exc.payable_id,
             "pay_by": exc.pay_by.isoformat(),
+            **({"pay_by_jalali": exc.pay_by_jalali} if exc.pay_by_jalali is not None else {}),
         }
     return None
 

@@ -76,8 +76,12 @@ class RenewalPendingError(LicencesError):
     """A renewal of the licence is already waiting for its fee: pay `payable_id` by `pay_by`
     (the payable's due day), after which a new renewal may be asked for."""
 
-    def __init__(self, *, renewal_id: str, payable_id: str, pay_by: date) -> None:
+    def __init__(
+        self, *, renewal_id: str, payable_id: str, pay_by: date, pay_by_jalali: str | None = None
+    ) -> None:
         super().__init__(f"a renewal is waiting for its fee, payable by {pay_by.isoformat()}")
+        # The same day in the Solar Hijri calendar, for a jurisdiction that uses it.
+        self.pay_by_jalali = pay_by_jalali
         self.renewal_id = renewal_id
         self.payable_id = payable_id
         self.pay_by = pay_by

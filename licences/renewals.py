@@ -132,8 +132,16 @@ def _end_unpaid_or_refuse(
         store.add_event(conn, pending.licence_id, kind="renewal_lapsed", at=at, tx_id=tx_id)
         return
     raise RenewalPendingError(
-        renewal_id=pending.renewal_id, payable_id=due.payable_id, pay_by=due.due_on
+        renewal_id=pending.renewal_id,
+        payable_id=due.payable_id,
+        pay_by=due.due_on,
+        pay_by_jalali=_jalali(licence_type, due.due_on),
     )
+
+
+def _jalali(licence_type: LicenceType, day: date) -> str | None:
+    value = dual(licence_type, day).get("jalali")
+    return value if isinstance(value, str) else None
 
 
 def _fee_payable(

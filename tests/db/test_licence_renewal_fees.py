@@ -133,6 +133,7 @@ def test_an_unpaid_renewal_is_pending_until_pay_by_then_lapses(licences_world: O
     w.clock.to_day(date(2025, 12, 31), hour=19)  # 22:30 in Tehran
     body = problem(renew(w, citizen, licence), 409, "licence-renewal-pending")
     assert (body["renewal_id"], body["payable_id"], body["pay_by"]) == (first, first, "2025-12-31")
+    assert body["pay_by_jalali"] == "1404-10-10"  # an ir licence: both calendars
     # The day after, the unpaid renewal lapses and the new one proceeds, with a new term from
     # today (the licence expired on 2025-12-31).
     w.clock.to_day(date(2026, 1, 1))
