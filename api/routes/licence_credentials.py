@@ -42,6 +42,7 @@ from api.routes.licences import (
     type_of,
     visible_licence,
 )
+from api.routes.public_keys import Ed25519PublicJwk
 from ledger.leaf import format_timestamp
 from licences import store
 from licences.credential import (
@@ -106,13 +107,9 @@ class VerifyOut(BaseModel):
     claims: ClaimsView | None = Field(description="What the credential states; null if forged")
 
 
-class IssuerKeyOut(BaseModel):
-    kty: Literal["OKP"]
-    crv: Literal["Ed25519"]
-    x: str = Field(description="The public key, base64url without padding")
-    kid: str = Field(description="RFC 7638 JWK thumbprint")
-    alg: Literal["EdDSA"]
-    use: Literal["sig"]
+class IssuerKeyOut(Ed25519PublicJwk):
+    """An agency's credential key as published: the JWK, its agency, its registration."""
+
     iss: str = Field(description="The agency whose credentials this key signs")
     registered_index: int = Field(description="Ledger index of the key's key.register")
 

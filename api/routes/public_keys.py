@@ -21,8 +21,8 @@ router = APIRouter(tags=["keys"])
 _RFC3339 = "RFC 3339 UTC time, YYYY-MM-DDTHH:MM:SSZ"
 
 
-class ServicePublicKey(BaseModel):
-    """An Ed25519 public JWK (RFC 8037) with Pishkhan's members for the signing window."""
+class Ed25519PublicJwk(BaseModel):
+    """An Ed25519 public JWK (RFC 8037) for signatures, with its RFC 7638 thumbprint as kid."""
 
     kty: Literal["OKP"]
     crv: Literal["Ed25519"]
@@ -30,6 +30,11 @@ class ServicePublicKey(BaseModel):
     kid: str = Field(description="RFC 7638 JWK thumbprint")
     alg: Literal["EdDSA"]
     use: Literal["sig"]
+
+
+class ServicePublicKey(Ed25519PublicJwk):
+    """An Ed25519 public JWK (RFC 8037) with Pishkhan's members for the signing window."""
+
     pishkhan_key_name: str = Field(description="The C2SP signed-note key name")
     pishkhan_vkey: str = Field(description="The C2SP vkey line of this key")
     pishkhan_not_before: str = Field(description=f"Signs from this time on, {_RFC3339}")
