@@ -162,7 +162,7 @@ def list_issuer_keys(request: Request) -> dict[str, Any]:
     return {"keys": [published_key_json(p) for p in published]}
 
 
-@router.get("/verify", response_model=VerifyOut, responses=problem_responses(400))
+@router.get("/verify", response_model=VerifyOut, responses=problem_responses(400, 429))
 def verify_licence_credential(
     request: Request,
     credential: Annotated[
@@ -179,8 +179,11 @@ def verify_licence_credential(
     valid_from, else `valid`. A credential of an older term says `expired` once its own term
     has ended even when the licence was renewed since; `superseded` tells that a newer one can
     be downloaded. The answer repeats what the credential states and nothing more.
-    An unreadable credential (not a compact JWS of JSON) is 400 invalid-credential.
+    An unreadable credential (not a compact JWS of JSON) is 400 invalid-credential. Rate
+    limited per client address (there is no subject): 429 with Retry-After.
     """
+    client = request.client.host if request.client is not None else "unknown"
+    request.app.state.check_rate(f"address:{client}")
     at = now_of(request)
     answer = read_with(request, lambda conn: _check(request, conn, credential, at=at))
     return JSONResponse(answer.model_dump(), headers=_NO_STORE)

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.licences.issuer_keys import IssuerKeys
+from api.limits import RateLimiter, enforce_rate_limit
 from api.routes.licence_credentials import credential_claims
 from api.settings import Settings
 from ledger.note import NoteSigner
@@ -324,6 +325,25 @@ def test_an_unreadable_credential_is_400_naming_the_parameter(
     errors: Any = problem(r, 400, slug)["errors"]
     assert [(e["field"], e["rule"]) for e in errors] == [("credential", rule)]
     problem(world.client.get("/v1/licences/verify"), 400, "invalid-request")
+
+
+def test_verify_is_rate_limited_per_client_address(world: World) -> None:
+    # Public, so no subject: the bucket is the client's address (TestClient's "testclient").
+    limiter = RateLimiter(2)
+    taken: list[str] = []
+
+    def check(subject: str) -> None:
+        taken.append(subject)
+        enforce_rate_limit(limiter, subject)
+
+    world.client.app.state.check_rate = check  # type: ignore[attr-defined]
+    for _ in range(2):
+        answer = world.client.get("/v1/licences/verify", params={"credential": "a.b"})
+        assert answer.status_code == 400  # counted even when unreadable
+    r = world.client.get("/v1/licences/verify", params={"credential": "a.b"})
+    problem(r, 429, "rate-limited")
+    assert int(r.headers["retry-after"]) >= 1
+    assert taken == ["address:testclient"] * 3
 
 
 # --- forgeries -----------------------------------------------------------------------------------
