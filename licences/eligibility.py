@@ -147,10 +147,10 @@ def _in_window(facts: RenewalFacts) -> RuleFailure | None:
     if window.contains(today):
         return None
     details: dict[str, JsonValue] = {
-        "today": dict(dual(licence_type, today)),
-        "opens_on": dict(dual(licence_type, window.opens_on)),
-        "closes_on": dict(dual(licence_type, window.closes_on)),
-        "expires_on": dict(dual(licence_type, facts.term.expires_on)),
+        "today": dual(licence_type, today),
+        "opens_on": dual(licence_type, window.opens_on),
+        "closes_on": dual(licence_type, window.closes_on),
+        "expires_on": dual(licence_type, facts.term.expires_on),
     }
     if today < window.opens_on:
         details["position"] = "before"
@@ -200,7 +200,7 @@ def _debts_failure(
             "payable_id": debt.payable_id,
             "amount_minor": debt.amount_minor,
             "currency": debt.currency,
-            "due_on": dict(dual(facts.licence_type, debt.due_on)),
+            "due_on": dual(facts.licence_type, debt.due_on),
         }
         for debt in debts
     ]
@@ -240,14 +240,14 @@ def _fee_in_force(facts: RenewalFacts) -> RuleFailure | None:
     details: dict[str, JsonValue] = {
         "fee_service": service,
         "reason": reason,
-        "today": dict(dual(licence_type, today)),
+        "today": dual(licence_type, today),
     }
     on = dual_text(licence_type, today)
     if reason == REASON_SUSPENDED:
         message = f"the renewal fee is suspended on {on}"
         remedy = "wait until the fee schedule sets a fee"
         if facts.fee_resumes_on is not None:
-            details["suspension_ends_on"] = dict(dual(licence_type, facts.fee_resumes_on))
+            details["suspension_ends_on"] = dual(licence_type, facts.fee_resumes_on)
             remedy += f" (suspension ends {dual_text(licence_type, facts.fee_resumes_on)})"
     elif reason == REASON_NOT_IN_FORCE:
         message = f"no renewal fee is in force on {on}"

@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 
 from ledger.leaf import format_timestamp
 from licences import renewal_store, store
-from licences.eligibility import Debt, RenewalFacts, fee_resumes_on, verify_renewal
+from licences.eligibility import Debt, RenewalFacts, debt_of, fee_resumes_on, verify_renewal
 from licences.errors import LicenceNotFoundError, RenewalPendingError
 from licences.handlers import (
     owner_of,
@@ -56,18 +56,6 @@ def parse_licence_renew(envelope: Envelope) -> str:
     return licence_id
 
 
-def _debts(found: list[payable_store.StoredPayable]) -> tuple[Debt, ...]:
-    return tuple(
-        Debt(
-            payable_id=s.payable.payable_id,
-            amount_minor=s.payable.amount_minor - s.payable.paid_minor,
-            currency=s.payable.currency,
-            due_on=s.payable.due_on,
-        )
-        for s in found
-    )
-
-
 def _facts(
     conn: Connection,
     licence: store.StoredLicence,
@@ -82,10 +70,12 @@ def _facts(
         found = payable_store.unpaid_payables(
             conn, debtor=licence.holder, kinds=(PayableKind.FINE,)
         )
-        fines = _debts(found)
+        fines = tuple(debt_of(s.payable) for s in found)
     taxes: tuple[Debt, ...] = ()
     if "no_overdue_tax" in licence_type.rules:
-        taxes = _debts(list(overdue_tax(conn, taxpayer=licence.holder, on=today)))
+        taxes = tuple(
+            debt_of(s.payable) for s in overdue_tax(conn, taxpayer=licence.holder, on=today)
+        )
     fee: Fee | None = None
     fee_problem: FeeNotFoundError | None = None
     resumes_on: date | None = None
@@ -116,7 +106,6 @@ def _end_unpaid_or_refuse(
     *,
     at: datetime,
     tx_id: str,
-    today_on: datetime,
     licence_type: LicenceType,
 ) -> None:
     """A renewal still waiting for its fee: lapsed (its payable cancelled) once the fee's due
@@ -124,7 +113,7 @@ def _end_unpaid_or_refuse(
     # Only a renewal with a fee waits: one without completes in its own transaction.
     assert payable is not None, "a renewal awaiting payment has a stored fee payable"
     due = payable.payable
-    overdue = due.due_on < local_date(licence_type, today_on)
+    overdue = due.due_on < local_date(licence_type, at)
     if overdue and payment_flow.cancel_open_payable(conn, due.payable_id, now=at):
         renewal_store.set_renewal_status(
             conn, pending.renewal_id, status=renewal_store.RENEWAL_LAPSED
@@ -197,7 +186,6 @@ def handle_licence_renew(
             payable,
             at=accepted_at,
             tx_id=tx_id,
-            today_on=accepted_at,
             licence_type=licence_type,
         )
     facts, fee = _facts(conn, licence, licence_type, today_on=accepted_at, fee_book=fee_book)
@@ -297,7 +285,7 @@ def renewal_json(
         "renewal_id": renewal.renewal_id,
         "licence_id": renewal.licence_id,
         "status": renewal.status,
-        "requested_at": _utc(renewal.requested_at),
+        "requested_at": format_timestamp(renewal.requested_at),
         "new_term": {
             "valid_from": dual(licence_type, renewal.new_term.valid_from),
             "expires_on": dual(licence_type, renewal.new_term.expires_on),
@@ -305,7 +293,7 @@ def renewal_json(
         "ledger_index": renewal.ledger_index,
     }
     if renewal.completed_at is not None:
-        view["completed_at"] = _utc(renewal.completed_at)
+        view["completed_at"] = format_timestamp(renewal.completed_at)
     if renewal.payable_id is not None:
         view["payable_id"] = renewal.payable_id
         view["fee"] = {
@@ -331,7 +319,3 @@ def renewal_json(
             licence, licence_type, today=local_date(licence_type, today_on)
         )
     return view
-
-
-def _utc(at: datetime) -> str:
-    return format_timestamp(at)

@@ -352,12 +352,12 @@ def licence_json(
         "holder": stored.holder,
         "issuer": stored.issuer,
         "status": status.value,
-        "as_of": _dual(licence_type, today),
-        "valid_from": _dual(licence_type, stored.term.valid_from),
-        "expires_on": _dual(licence_type, stored.term.expires_on),
+        "as_of": dual(licence_type, today),
+        "valid_from": dual(licence_type, stored.term.valid_from),
+        "expires_on": dual(licence_type, stored.term.expires_on),
         "renewal_window": {
-            "opens_on": _dual(licence_type, window.opens_on),
-            "closes_on": _dual(licence_type, window.closes_on),
+            "opens_on": dual(licence_type, window.opens_on),
+            "closes_on": dual(licence_type, window.closes_on),
         },
         "version": stored.version,
         "issued_at": format_timestamp(stored.issued_at),
@@ -381,7 +381,3 @@ def event_json(event: LicenceEvent) -> dict[str, JsonValue]:
     if event.reason is not None:
         view["reason"] = event.reason
     return view
-
-
-def _dual(licence_type: LicenceType, day: date) -> dict[str, JsonValue]:
-    return dict(dual(licence_type, day))
