@@ -106,8 +106,14 @@ def append(
     origin: str,
     sign_note: SignNote,
     now: datetime,
+    locked_size: int | None = None,
 ) -> AppendResult:
     """Append leaves and a signed checkpoint inside the caller's open transaction.
+
+    A caller that already took lock_head and read the head (read_head) in this transaction
+    passes the tree size it read as locked_size: the lock and the head are not asked for again
+    (two round trips fewer while every other appender waits). The frontier's read still returns
+    the stored head, and a locked_size that disagrees with it is refused.
 
     `sign_note` turns the checkpoint body into a C2SP signed note. Nothing is committed here: the
     caller commits its domain change and this entry together, or rolls both back. Raises
@@ -115,10 +121,13 @@ def append(
     (the stored head disagrees with the entries: refuse to extend a damaged log).
     """
     _check_leaves(leaves)
-    _lock_head(conn)
-    size = current_tree_size(conn)
+    if locked_size is None:
+        _lock_head(conn)
+        size = current_tree_size(conn)
+    else:
+        size = locked_size
     frontier_ids = merkle.frontier_ids(size)
-    found = fetch_nodes(conn, frontier_ids)
+    found = _fetch_frontier(conn, frontier_ids, size)
     leaf_hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
     grown = merkle.append_leaves([found[n] for n in frontier_ids], size, leaf_hashes)
     conn.execute(
@@ -146,9 +155,33 @@ def append(
     return AppendResult(first_index=size, tree_size=grown.tree_size, checkpoint=stored)
 
 
-_HEAD_QUERY = text(
-    "SELECT (SELECT MAX(tree_size) FROM ledger_checkpoints), (SELECT MAX(idx) FROM ledger_entries)"
+@dataclass(frozen=True)
+class Head:
+    """The log head, read in one statement: the newest checkpoint's size and time."""
+
+    tree_size: int
+    checkpoint_at: datetime | None  # aware UTC; None on an empty ledger
+
+
+_HEAD_QUERY = select(
+    select(func.max(checkpoints.c.tree_size)).scalar_subquery(),
+    select(func.max(entries.c.idx)).scalar_subquery(),
+    select(checkpoints.c.created_at)
+    .order_by(checkpoints.c.tree_size.desc())
+    .limit(1)
+    .scalar_subquery(),
 )
+
+
+def read_head(conn: Connection) -> Head:
+    """The newest checkpoint's size (0 for an empty ledger) and time.
+
+    Raises StorageInconsistentError when the entries do not end exactly there.
+    """
+    size, last, at = conn.execute(_HEAD_QUERY).one()
+    size = int(size or 0)
+    _check_head(size, 0 if last is None else int(last) + 1)
+    return Head(size, None if at is None else _aware(cast(datetime, at)))
 
 
 def current_tree_size(conn: Connection) -> int:
@@ -156,10 +189,7 @@ def current_tree_size(conn: Connection) -> int:
 
     Raises StorageInconsistentError when the entries do not end exactly there.
     """
-    size, last = conn.execute(_HEAD_QUERY).one()
-    size = int(size or 0)
-    _check_head(size, 0 if last is None else int(last) + 1)
-    return size
+    return read_head(conn).tree_size
 
 
 # Every node query also returns the head: the newest checkpoint's size (a row of level -1) and
@@ -230,6 +260,20 @@ def _fetch(conn: Connection, wanted: set[NodeId]) -> tuple[int, dict[NodeId, byt
     return head, found
 
 
+def _fetch_frontier(conn: Connection, ids: Sequence[NodeId], size: int) -> dict[NodeId, bytes]:
+    """The frontier's hashes for appending to a tree of size, which must be the stored head."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    head, found = _fetch(conn, wanted)
+    if head != size:
+        raise StorageInconsistentError(
+            f"the newest checkpoint has size {head}, not the {size} the appender locked"
+        )
+    _require_all(wanted, found)
+    return found
+
+
 def _check_head(size: int, entry_count: int) -> None:
     if entry_count != size:
         raise StorageInconsistentError(
@@ -245,19 +289,6 @@ def _require_all(wanted: set[NodeId], found: dict[NodeId, bytes]) -> None:
             f"{len(missing)} stored tree node(s) missing, first level {first.level} "
             f"index {first.index}"
         )
-
-
-def fetch_nodes(conn: Connection, ids: Sequence[NodeId] | set[NodeId]) -> dict[NodeId, bytes]:
-    """Hashes of the given perfect subtrees, in one query (level 0 comes from the entries).
-
-    Raises StorageInconsistentError when one is missing.
-    """
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    found = _fetch(conn, wanted)[1]
-    _require_all(wanted, found)
-    return found
 
 
 def _resolve(
@@ -320,14 +351,8 @@ def inclusion_proofs(
     return out
 
 
-def newest_checkpoint_time(conn: Connection) -> datetime | None:
-    """created_at of the newest checkpoint (aware UTC), or None on an empty ledger."""
-    row = conn.execute(
-        select(checkpoints.c.created_at).order_by(checkpoints.c.tree_size.desc()).limit(1)
-    ).first()
-    if row is None:
-        return None
-    value = cast(datetime, row[0])
+def _aware(value: datetime) -> datetime:
+    """SQLite gives back naive datetimes for what was stored as UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 

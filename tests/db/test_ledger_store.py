@@ -204,3 +204,59 @@ def test_append_refuses_to_extend_a_log_whose_head_disagrees(
         )
     with pytest.raises(StorageInconsistentError):
         append_leaves(engine, signer, [b"next"])
+
+
+def test_read_head_gives_the_newest_checkpoint_size_and_time(
+    engine: Engine, signer: NoteSigner
+) -> None:
+    with engine.connect() as conn:
+        assert store.read_head(conn) == store.Head(0, None)
+    append_leaves(engine, signer, _leaves(0, 2))
+    result = append_leaves(engine, signer, _leaves(2, 3))
+    with engine.connect() as conn:
+        head = store.read_head(conn)
+    assert head == store.Head(5, result.checkpoint.created_at)
+    assert head.checkpoint_at is not None and head.checkpoint_at.tzinfo is not None
+
+
+@pytest.mark.parametrize("locked_size", [2, 4], ids=["behind", "ahead"])
+def test_append_refuses_a_locked_size_that_is_not_the_stored_head(
+    engine: Engine, signer: NoteSigner, locked_size: int
+) -> None:
+    """A caller that read the head under the lock passes its size; a size that is not the stored
+    head is refused and nothing is written."""
+    append_leaves(engine, signer, _leaves(0, 3))
+    with pytest.raises(StorageInconsistentError, match="not the"), engine.begin() as conn:
+        store.lock_head(conn)
+        store.append(
+            conn,
+            [b"next"],
+            origin=ORIGIN,
+            sign_note=lambda body: sign_note(body, [signer]),
+            now=datetime.now(UTC),
+            locked_size=locked_size,
+        )
+    with engine.connect() as conn:
+        assert store.current_tree_size(conn) == 3
+
+
+def test_append_with_the_locked_size_lands_like_one_without(
+    engine: Engine, signer: NoteSigner
+) -> None:
+    append_leaves(engine, signer, _leaves(0, 3))
+    with engine.begin() as conn:
+        store.lock_head(conn)
+        head = store.read_head(conn)
+        result = store.append(
+            conn,
+            _leaves(3, 2),
+            origin=ORIGIN,
+            sign_note=lambda body: sign_note(body, [signer]),
+            now=datetime.now(UTC),
+            locked_size=head.tree_size,
+        )
+    assert (result.first_index, result.tree_size) == (3, 5)
+    with engine.connect() as conn:
+        assert store.root_at(read_only(conn), 5) == merkle.root(
+            [merkle.leaf_hash(x) for x in _leaves(0, 5)]
+        )
