@@ -7,6 +7,7 @@ answers 503 while the schema is behind. Run with `uvicorn --factory api.app:app_
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -155,10 +156,17 @@ def _tree_size(engine: Engine) -> int:
         return store.current_tree_size(read_only(conn))
 
 
+# A served worker's GIL switch interval (CPython's default is 5 ms). The group-commit thread
+# holds the ledger lock, which every worker waits on, across its round trips to the database;
+# after each answer it needs the GIL back from the request threads, and waits up to this long.
+WORKER_SWITCH_INTERVAL_S = 0.0005
+
+
 def app_factory() -> FastAPI:
     """For `uvicorn --factory api.app:app_factory`: everything from the environment, logging
-    as JSON lines (api/logs.py)."""
+    as JSON lines (api/logs.py), and the worker's GIL switch interval."""
     configure_logging("INFO")
+    sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
     return create_app()
 
 

@@ -142,14 +142,14 @@ class _Batch:
 def _open_batch(
     conn: Connection, items: Sequence[Prepared], *, now: datetime, savepoints: bool
 ) -> _Batch:
-    store.lock_head(conn)
-    size = store.current_tree_size(conn)
-    newest = store.newest_checkpoint_time(conn)
+    """The batch's starting state; the caller holds the ledger head lock."""
+    head = store.read_head(conn)
+    newest = head.checkpoint_at
     base = now if newest is None or now > newest else newest + _TICK
     kids = {p.kid for p in items if p.tx_type.possession_key is None}
     used = tx_store.used_nonces(conn, {(str(p.envelope.signer), p.envelope.nonce) for p in items})
     keys = registry_store.load_keys(conn, kids)
-    return _Batch(conn, savepoints, size, base, keys, used, set(), [], [], [])
+    return _Batch(conn, savepoints, head.tree_size, base, keys, used, set(), [], [], [])
 
 
 def _precheck(batch: _Batch, item: Prepared, at: datetime) -> Outcome | None:
@@ -274,7 +274,7 @@ class BatchResult:
 
 def commit_batch(
     conn: Connection,
-    items: Sequence[Prepared],
+    items: Sequence[Prepared] | Callable[[], Sequence[Prepared]],
     *,
     origin: str,
     sign_note: Callable[[str], str],
@@ -288,9 +288,14 @@ def commit_batch(
     With savepoints, each handler runs in its own SAVEPOINT and a refusal discards only its
     item's writes. Without (two statements fewer per item: the usual case is that every handler
     accepts), a refusal raises HandlerRefusedError and the caller must roll back and retry with
-    savepoints."""
-    batch = _open_batch(conn, items, now=now, savepoints=savepoints)
-    outcomes = [_apply(batch, item) for item in items]
+    savepoints.
+
+    items may be a function returning them: it is called once the ledger head lock is held, so
+    that transactions which arrived while the batch waited for the lock join it."""
+    store.lock_head(conn)
+    taken = items() if callable(items) else items
+    batch = _open_batch(conn, taken, now=now, savepoints=savepoints)
+    outcomes = [_apply(batch, item) for item in taken]
     if not batch.leaves:
         return BatchResult(outcomes, batch.keys)
     tree_size = batch.next_index
@@ -298,7 +303,14 @@ def commit_batch(
     tx_store.insert_transactions(conn, rows)
     last_time = batch.next_time - _TICK
     tx_store.insert_idempotency(conn, batch.records, now=last_time)
-    appended = store.append(conn, batch.leaves, origin=origin, sign_note=sign_note, now=last_time)
+    appended = store.append(
+        conn,
+        batch.leaves,
+        origin=origin,
+        sign_note=sign_note,
+        now=last_time,
+        locked_size=batch.first_index,
+    )
     if appended.first_index != batch.first_index or appended.tree_size != tree_size:
         raise AssertionError("the ledger head moved while the batch held its lock")
     if purge:

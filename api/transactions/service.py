@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from api.database import read_only, run_in_transaction
 from api.problems import Problem, problem_type
 from api.transactions import checks, commit
 from api.transactions import store as tx_store
-from api.transactions.committer import GroupCommitter
+from api.transactions.committer import GroupCommitter, LoopLimiters
 from api.transactions.keycache import SigningKeyCache
 from api.transactions.receipts import build_receipts
 from api.transactions.registry import TypeRegistry
@@ -35,6 +36,15 @@ from signatures.jws import MAX_PAYLOAD_BYTES
 logger = logging.getLogger("pishkhan.transactions")
 
 Clock = Callable[[], datetime]
+
+# Threads per worker for the checks before the write. They are CPU-bound Python (parsing,
+# canonical JSON, the signature) with brief reads at most, so more threads than cores add no
+# throughput; they only make the committer thread, which holds the ledger lock every worker
+# waits on, queue longer for the GIL after each round trip to the database.
+PREPARE_THREADS = 4
+# How long the checks of a new request wait at most for this worker's batch to release the
+# ledger lock (a large batch may hold it for seconds: the checks then go ahead).
+PREPARE_YIELD_MAX_S = 0.25
 
 
 def _utc_now() -> datetime:
@@ -97,8 +107,12 @@ class TransactionService:
         self._batches = 0
         self._on_outcome = on_outcome or (lambda _type, _outcome: None)
         self._keys = SigningKeyCache()
-        self._committer: GroupCommitter[checks.Prepared, commit.Outcome] = GroupCommitter(
-            self._commit, max_batch=max_batch
+        self._prepare_threads = LoopLimiters(PREPARE_THREADS)
+        # Set while no batch of this service holds the ledger lock (see _prepare).
+        self._lock_free = threading.Event()
+        self._lock_free.set()
+        self._committer: GroupCommitter[checks.Prepared, commit.BatchResult, commit.Outcome] = (
+            GroupCommitter(self._write, finish=self._receipts, max_batch=max_batch)
         )
 
     @contextmanager
@@ -106,14 +120,22 @@ class TransactionService:
         with self.engine.connect() as conn:
             yield read_only(conn)
 
-    def _commit(self, items: Sequence[checks.Prepared]) -> list[commit.Outcome]:
-        """Write the batch, then build every accepted item's receipt in one read (a batch's
-        receipts share their queries: one for all the inclusion proofs)."""
+    def _commit(self, take: Callable[[], Sequence[checks.Prepared]]) -> list[commit.Outcome]:
+        """Write a batch and build its receipts (what the group committer does in two steps)."""
+        return self._receipts(self._write(take))
+
+    def _write(self, take: Callable[[], Sequence[checks.Prepared]]) -> commit.BatchResult:
+        """Write the batch; take() gives its items once the ledger lock is held."""
         self._batches += 1
         purge = self._batches % commit.PURGE_EVERY_BATCHES == 1
+
+        def take_under_lock() -> Sequence[checks.Prepared]:
+            self._lock_free.clear()
+            return take()
+
         work = functools.partial(
             commit.commit_batch,
-            items=items,
+            items=take_under_lock,
             origin=self._origin,
             sign_note=self._sign_note,
             now=self._clock(),
@@ -125,10 +147,17 @@ class TransactionService:
             # Rolled back whole: run again with a savepoint per item, so only the refused ones
             # are left out.
             result = run_in_transaction(self.engine, lambda conn: work(conn, savepoints=True))
-        for item in items:
+        finally:
+            self._lock_free.set()
+        for item in take():
             changed = commit.changed_kid(item)
             if changed is not None:
                 self._keys.forget(changed)
+        return result
+
+    def _receipts(self, result: commit.BatchResult) -> list[commit.Outcome]:
+        """Every accepted item's receipt, built in one read (a batch's receipts share their
+        queries: one for all the inclusion proofs)."""
         outcomes = result.outcomes
         accepted = [o for o in outcomes if isinstance(o, commit.Accepted)]
         if not accepted:
@@ -169,6 +198,10 @@ class TransactionService:
     def _prepare(
         self, body: bytes, principal: Principal, key: str | None
     ) -> checks.Prepared | Submitted:
+        # While this worker's batch holds the ledger lock, which every worker waits on, new
+        # requests' checks wait (a while at most): they could not join that batch anyway, and
+        # their CPU would slow the lock holder, which shares this process's GIL with them.
+        self._lock_free.wait(PREPARE_YIELD_MAX_S)
         if key is not None:
             _, _, request_sha256 = checks.parse_body(body)
             stored = self._stored(principal.subject, key, request_sha256)
@@ -190,7 +223,9 @@ class TransactionService:
     ) -> Submitted:
         """Run the pipeline. Raises Problem for every refusal."""
         key = checks.check_idempotency_key(idempotency_key)
-        prepared = await anyio.to_thread.run_sync(self._prepare, body, principal, key)
+        prepared = await anyio.to_thread.run_sync(
+            self._prepare, body, principal, key, limiter=self._prepare_threads.current()
+        )
         if isinstance(prepared, Submitted):
             await self._after_replay(prepared)
             return prepared

@@ -94,7 +94,7 @@ def test_accepted_batch_runs_without_savepoints(
     ]
     before = tree_size(engine)
     statements.clear()
-    outcomes = service._commit(items)
+    outcomes = service._commit(lambda: items)
     assert [type(o) for o in outcomes] == [commit.Accepted] * 3
     assert "SAVEPOINT" not in statements
     assert tree_size(engine) == before + 3
@@ -118,7 +118,7 @@ def test_a_refusal_mid_batch_leaves_out_that_item_only(
     items = [_prepare(service, p, body) for body in bodies]
     before = tree_size(engine)
     statements.clear()
-    outcomes = service._commit(items)
+    outcomes = service._commit(lambda: items)
     first, refused, third = outcomes
     assert isinstance(first, commit.Accepted) and isinstance(third, commit.Accepted)
     assert isinstance(refused, commit.Refused)
@@ -146,7 +146,7 @@ def test_a_cached_key_suspended_elsewhere_is_refused_under_the_lock(
     warm = _prepare(
         first_worker, p, signed(p, "key.suspend", {"kid": public_jwk(extra[1]).kid}, key=b)
     )
-    assert isinstance(first_worker._commit([warm])[0], commit.Accepted)
+    assert isinstance(first_worker._commit(lambda: [warm])[0], commit.Accepted)
     # A second worker on the same database suspends b.
     with _app_client(engine, signer) as other:
         r = other.post(
@@ -160,7 +160,7 @@ def test_a_cached_key_suspended_elsewhere_is_refused_under_the_lock(
         first_worker, p, signed(p, "key.suspend", {"kid": public_jwk(extra[2]).kid}, key=b)
     )
     before = tree_size(engine)
-    (outcome,) = first_worker._commit([late])
+    (outcome,) = first_worker._commit(lambda: [late])
     # ...and the re-check under the lock refuses it, as the check before the write would have.
     assert isinstance(outcome, commit.Refused)
     assert outcome.problem.type.endswith("/signing-key-not-active")
@@ -177,3 +177,28 @@ def test_a_cached_key_suspended_elsewhere_is_refused_under_the_lock(
         headers=p.headers,
     )
     assert r.status_code == 403, r.text
+
+
+def test_a_failed_write_lets_the_checks_of_new_requests_go_ahead(
+    engine: Engine,
+    worker: TestClient,
+    party: tuple[Party, list[PrivateKey]],
+) -> None:
+    """New requests' checks wait while this worker's batch holds the ledger lock; a batch that
+    fails under the lock must not leave them waiting."""
+    p, extra = party
+    service = _service(worker)
+    item = _prepare(service, p, signed(p, "key.suspend", {"kid": public_jwk(extra[0]).kid}))
+    taken: list[bool] = []
+
+    def take_then_fail() -> list[Prepared]:
+        taken.append(service._lock_free.is_set())
+        raise ConnectionError("the database went away under the lock")
+
+    before = tree_size(engine)
+    with pytest.raises(ConnectionError):
+        service._write(take_then_fail)
+    assert taken == [False]  # the lock was held: the checks were told to wait
+    assert service._lock_free.is_set()
+    assert tree_size(engine) == before
+    assert isinstance(service._commit(lambda: [item])[0], commit.Accepted)
