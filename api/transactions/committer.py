@@ -138,7 +138,10 @@ class GroupCommitter(Generic[T, W, R]):
             if not isinstance(exc, Exception):
                 raise
             return
-        take()
+        if take.taken is None:  # the commit never asked for its items: none was written
+            take()
+            _fail(take.taken or [], RuntimeError("the batch's commit did not take its items"))
+            return
         task = asyncio.get_running_loop().create_task(
             self._finished(queue, take.taken or [], written)
         )
@@ -152,8 +155,12 @@ class GroupCommitter(Generic[T, W, R]):
             outcomes = await anyio.to_thread.run_sync(
                 self._finish, written, limiter=queue.finish_limiter
             )
-        except Exception as exc:
+            if len(outcomes) != len(waiters):
+                raise RuntimeError("a batch's outcomes do not match its items")
+        except BaseException as exc:
             _fail(waiters, exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         for (_, future), outcome in zip(waiters, outcomes, strict=True):
             if not future.done():

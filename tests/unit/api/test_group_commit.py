@@ -203,6 +203,26 @@ def test_the_next_batch_commits_while_the_last_one_finishes() -> None:
     assert events == ["commit [0]", "commit [1]", "finish [0]", "finish [1]"]
 
 
+def test_a_commit_that_never_takes_or_answers_short_fails_its_waiters() -> None:
+    """Programming errors in a commit or finish step fail the batch's waiters: none is left
+    waiting for ever."""
+    no_take: GroupCommitter[int, list[int], int] = GroupCommitter(
+        lambda take: [], finish=list, max_batch=4
+    )
+    short: GroupCommitter[int, list[int], int] = GroupCommitter(
+        lambda take: list(take())[:1], finish=list, max_batch=4
+    )
+
+    async def main(committer: GroupCommitter[int, list[int], int]) -> list[object]:
+        return list(
+            await asyncio.gather(committer.submit(1), committer.submit(2), return_exceptions=True)
+        )
+
+    for committer, message in ((no_take, "did not take"), (short, "do not match")):
+        results = asyncio.run(main(committer))
+        assert all(isinstance(r, RuntimeError) and message in str(r) for r in results), results
+
+
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         GroupCommitter(lambda take: list(take()), finish=list, max_batch=0)
