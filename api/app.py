@@ -122,6 +122,7 @@ def create_app(
         origin=settings.ledger_origin,
         sign_note=checkpoint_sign_note(keyring),
         on_outcome=metrics.transaction_outcome,
+        on_batch=metrics.batch_written,
     )
     app.state.transactions = service
     # Licence credentials: the agencies' keys, registered through this app's own pipeline.

@@ -1,4 +1,5 @@
-"""Prometheus metrics: HTTP requests by route template, transaction outcomes, ledger size.
+"""Prometheus metrics: HTTP requests by route template, transaction outcomes, ledger size, and
+the group commit's batches (items per batch, time waiting for the ledger lock and holding it).
 
 `install_metrics(app)` gives each app its own CollectorRegistry (tests build many apps; the
 process-global default registry would refuse the second set of metrics), on `app.state.metrics`,
@@ -36,6 +37,10 @@ MAX_TRANSACTION_SERIES = 1_000
 OTHER_LABEL = "other"
 # Request durations: API calls are milliseconds; a slow database shows up in the upper buckets.
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Items per group-commit batch (api/transactions/commit.MAX_GROUP_COMMIT is 256).
+BATCH_ITEM_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# Ledger lock waits and holds: milliseconds when healthy; every worker waits while one holds it.
+LOCK_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Status recorded when the application raised without answering (the server answers 500).
 UNANSWERED_STATUS = 500
 
@@ -97,6 +102,24 @@ class Metrics:
             ["type", "outcome"],
             registry=self.registry,
         )
+        self.batch_items = Histogram(
+            "pishkhan_batch_items",
+            "Transactions written per group-commit batch (one ledger append each)",
+            buckets=BATCH_ITEM_BUCKETS,
+            registry=self.registry,
+        )
+        self.lock_wait = Histogram(
+            "pishkhan_ledger_lock_wait_seconds",
+            "Time a batch waited for the ledger lock (held by another worker's batch)",
+            buckets=LOCK_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.lock_held = Histogram(
+            "pishkhan_ledger_lock_held_seconds",
+            "Time a batch held the ledger lock, to its commit (every other worker waits)",
+            buckets=LOCK_BUCKETS_S,
+            registry=self.registry,
+        )
         self._ledger_size = _LedgerSizeCollector()
         self.registry.register(self._ledger_size)
         self._series: set[tuple[str, str]] = set()
@@ -111,6 +134,12 @@ class Metrics:
                     key = (OTHER_LABEL, OTHER_LABEL)
                 self._series.add(key)
         self.transactions.labels(type=key[0], outcome=key[1]).inc()
+
+    def batch_written(self, *, items: int, lock_wait_s: float, lock_held_s: float) -> None:
+        """Record one group-commit batch: its size, and its wait for and hold of the lock."""
+        self.batch_items.observe(items)
+        self.lock_wait.observe(lock_wait_s)
+        self.lock_held.observe(lock_held_s)
 
     def set_ledger_size_reader(self, reader: Callable[[], int] | None) -> None:
         """Read the gauge `pishkhan_ledger_tree_size` from `reader` at each scrape.

@@ -11,10 +11,12 @@ import dataclasses
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import anyio.to_thread
 from sqlalchemy import Connection, Engine
@@ -36,6 +38,13 @@ from signatures.jws import MAX_PAYLOAD_BYTES
 logger = logging.getLogger("pishkhan.transactions")
 
 Clock = Callable[[], datetime]
+
+
+class BatchObserver(Protocol):
+    """Told of every batch written: its items, and its wait for and hold of the ledger lock."""
+
+    def __call__(self, *, items: int, lock_wait_s: float, lock_held_s: float) -> None: ...
+
 
 # Threads per worker for the checks before the write. They are CPU-bound Python (parsing,
 # canonical JSON, the signature) with brief reads at most, so more threads than cores add no
@@ -98,6 +107,7 @@ class TransactionService:
         clock: Clock = _utc_now,
         max_batch: int = commit.MAX_GROUP_COMMIT,
         on_outcome: Callable[[str, str], None] | None = None,
+        on_batch: BatchObserver | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -106,6 +116,7 @@ class TransactionService:
         self._clock = clock
         self._batches = 0
         self._on_outcome = on_outcome or (lambda _type, _outcome: None)
+        self._on_batch = on_batch
         self._keys = SigningKeyCache()
         self._prepare_threads = LoopLimiters(PREPARE_THREADS)
         # Set while no batch of this service holds the ledger lock (see _prepare).
@@ -129,8 +140,12 @@ class TransactionService:
         self._batches += 1
         purge = self._batches % commit.PURGE_EVERY_BATCHES == 1
 
+        started = time.perf_counter()
+        locked: list[float] = []
+
         def take_under_lock() -> Sequence[checks.Prepared]:
             self._lock_free.clear()
+            locked.append(time.perf_counter())
             return take()
 
         work = functools.partial(
@@ -149,7 +164,13 @@ class TransactionService:
             result = run_in_transaction(self.engine, lambda conn: work(conn, savepoints=True))
         finally:
             self._lock_free.set()
-        for item in take():
+        items = take()
+        if self._on_batch is not None and locked:
+            ended = time.perf_counter()
+            self._on_batch(
+                items=len(items), lock_wait_s=locked[0] - started, lock_held_s=ended - locked[0]
+            )
+        for item in items:
             changed = commit.changed_kid(item)
             if changed is not None:
                 self._keys.forget(changed)

@@ -202,3 +202,21 @@ def test_a_failed_write_lets_the_checks_of_new_requests_go_ahead(
     assert service._lock_free.is_set()
     assert tree_size(engine) == before
     assert isinstance(service._commit(lambda: [item])[0], commit.Accepted)
+
+
+def test_each_batch_is_counted_in_the_metrics_with_its_lock_times(
+    worker: TestClient, party: tuple[Party, list[PrivateKey]]
+) -> None:
+    p, extra = party
+    service = _service(worker)
+    value = worker.app.state.metrics.registry.get_sample_value  # type: ignore[attr-defined]
+    before = (value("pishkhan_batch_items_count"), value("pishkhan_batch_items_sum"))
+    items = [
+        _prepare(service, p, signed(p, "key.suspend", {"kid": public_jwk(k).kid})) for k in extra
+    ]
+    service._commit(lambda: items)
+    assert value("pishkhan_batch_items_count") == before[0] + 1
+    assert value("pishkhan_batch_items_sum") == before[1] + 3
+    held = value("pishkhan_ledger_lock_held_seconds_count")
+    assert held == value("pishkhan_batch_items_count")
+    assert value("pishkhan_ledger_lock_held_seconds_sum") > 0

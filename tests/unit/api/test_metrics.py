@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -138,3 +139,17 @@ def test_transaction_series_are_bounded() -> None:
     metrics.transaction_outcome("type-0", "recorded")
     labels = {"type": "type-0", "outcome": "recorded"}
     assert metrics.registry.get_sample_value("pishkhan_transactions_total", labels) == 2
+
+
+def test_batches_are_observed_by_size_and_lock_times() -> None:
+    metrics = Metrics()
+    metrics.batch_written(items=3, lock_wait_s=0.002, lock_held_s=0.03)
+    metrics.batch_written(items=40, lock_wait_s=0.2, lock_held_s=0.0004)
+    value = metrics.registry.get_sample_value
+    assert value("pishkhan_batch_items_count") == 2
+    assert value("pishkhan_batch_items_sum") == 43
+    assert value("pishkhan_batch_items_bucket", {"le": "4.0"}) == 1
+    assert value("pishkhan_ledger_lock_wait_seconds_bucket", {"le": "0.0025"}) == 1
+    assert value("pishkhan_ledger_lock_wait_seconds_sum") == pytest.approx(0.202)
+    assert value("pishkhan_ledger_lock_held_seconds_bucket", {"le": "0.001"}) == 1
+    assert value("pishkhan_ledger_lock_held_seconds_count") == 2
