@@ -283,20 +283,19 @@ class KeyRecord:
         else active. Raises NaiveDatetimeError for a naive ``at``.
         """
         require_aware(at, field="at")
-        revoked_at = self.revoked_at
-        if revoked_at is not None and at >= revoked_at:
-            return KeyStatus.REVOKED
-        if at < self.not_before:
-            return KeyStatus.NOT_YET_VALID
-        if self.not_after is not None and at >= self.not_after:
-            return KeyStatus.EXPIRED
         # Events are in time order: the last one in effect at ``at`` decides.
-        state = KeyStatus.ACTIVE
+        in_effect = None
         for event in self.events:
             if event.at > at:
                 break
-            state = _STATE_AFTER[event.kind]
-        return state
+            in_effect = event.kind
+        return _status(
+            at=at,
+            revoked_at=self.revoked_at,
+            not_before=self.not_before,
+            not_after=self.not_after,
+            in_effect=in_effect,
+        )
 
     def is_active_at(self, at: datetime) -> bool:
         """Whether the key may sign at ``at``. Raises NaiveDatetimeError for a naive ``at``."""
@@ -309,14 +308,66 @@ class KeyRecord:
         event is dated before the last one, is a second registration, follows a revocation or
         expiry, or reinstates a key that is not suspended; KeyRecordError past MAX_KEY_EVENTS.
         """
-        if not isinstance(event, KeyEvent):
-            raise TypeError("event must be a KeyEvent")
-        last = self.events[-1]
-        state = _STATE_AFTER[last.kind]
-        _check_transition(
-            kid=self.kid, state=state, last=last, not_after=self.not_after, event=event
+        check_next_event(
+            kid=self.kid,
+            not_after=self.not_after,
+            last=self.events[-1],
+            count=len(self.events),
+            event=event,
         )
         return dataclasses.replace(self, events=(*self.events, event))
+
+
+def _status(
+    *,
+    at: datetime,
+    revoked_at: datetime | None,
+    not_before: datetime,
+    not_after: datetime | None,
+    in_effect: KeyEventKind | None,
+) -> KeyStatus:
+    """KeyRecord.status_at's rule, given the kind of the last event in effect at ``at``."""
+    if revoked_at is not None and at >= revoked_at:
+        return KeyStatus.REVOKED
+    if at < not_before:
+        return KeyStatus.NOT_YET_VALID
+    if not_after is not None and at >= not_after:
+        return KeyStatus.EXPIRED
+    return KeyStatus.ACTIVE if in_effect is None else _STATE_AFTER[in_effect]
+
+
+def check_next_event(
+    *, kid: str, not_after: datetime | None, last: KeyEvent, count: int, event: KeyEvent
+) -> None:
+    """Raise what KeyRecord.with_event raises unless event may follow last, the newest of the
+    key's ``count`` events: only the newest event and the count decide, so a caller that stores
+    the history need not read all of it (signatures.registry_store.add_key_event).
+    """
+    if not isinstance(event, KeyEvent):
+        raise TypeError("event must be a KeyEvent")
+    _check_transition(
+        kid=kid, state=_STATE_AFTER[last.kind], last=last, not_after=not_after, event=event
+    )
+    if count + 1 > MAX_KEY_EVENTS:
+        raise KeyRecordError(f"more than MAX_KEY_EVENTS={MAX_KEY_EVENTS}", field="events")
+
+
+def status_after_event(
+    *, kid: str, not_before: datetime, not_after: datetime | None, last: KeyEvent, count: int,
+    event: KeyEvent,
+) -> KeyStatus:  # fmt: skip
+    """The key's status at event.at once event follows last, the newest of its ``count``
+    events: what ``record.with_event(event).status_at(event.at)`` gives, raising as it does,
+    without the rest of the history."""
+    check_next_event(kid=kid, not_after=not_after, last=last, count=count, event=event)
+    revoked_at = event.at if event.kind is KeyEventKind.REVOKED else None
+    return _status(
+        at=event.at,
+        revoked_at=revoked_at,
+        not_before=not_before,
+        not_after=not_after,
+        in_effect=event.kind,
+    )
 
 
 # --- delegation ----------------------------------------------------------------------------------

@@ -222,10 +222,10 @@ def _key_event(
 
     Raises KeyNotFoundError alike for a missing key and another subject's key.
     """
-    record = add_key_event(conn, kid, event, owner=_acting_subject(envelope))
+    status = add_key_event(conn, kid, event, owner=_acting_subject(envelope))
     result: dict[str, JsonValue] = {
         "kid": kid,
-        "status": str(record.status_at(event.at)),
+        "status": str(status),
         "effective_at": format_result_time(event.at),
     }
     if event.reason is not None:

@@ -22,7 +22,7 @@ import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, Row, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from signatures.errors import (
@@ -39,9 +39,11 @@ from signatures.keys import (
     KeyEvent,
     KeyEventKind,
     KeyRecord,
+    KeyStatus,
     RevocationReason,
     find_delegation,
     require_aware,
+    status_after_event,
 )
 from signatures.registry_challenges import (
     CHALLENGE_TTL_S,
@@ -255,29 +257,44 @@ def insert_key(
 
 def add_key_event(
     conn: Connection, kid: str, event: KeyEvent, *, owner: str | None = None
-) -> KeyRecord:
-    """Append event to key kid's history and return the updated record.
+) -> KeyStatus:
+    """Append event to key kid's history and return the key's status at event.at.
 
     The key's row is locked first, so concurrent changes to one key apply one after the other.
     With owner, a key of any other subject is refused exactly as a missing one. Raises
     KeyNotFoundError for an unknown kid (or another owner's), KeyStateError when the state
-    machine refuses the event, KeyRecordError for an event without a ledger_index.
+    machine refuses the event, KeyRecordError past MAX_KEY_EVENTS or for an event without a
+    ledger_index.
     """
-    # One statement: the key's row (locked) joined with its history. This runs under the ledger
-    # lock for every key.suspend / key.reinstate / key.revoke, so each round trip counts.
-    rows = conn.execute(
-        select(signer_keys, *_JOINED_EVENT)
-        .select_from(signer_keys.outerjoin(key_events, key_events.c.kid == signer_keys.c.kid))
+    # One statement: the key's row (locked) joined with its newest event, which with the count
+    # is all the state machine needs (signatures.keys.check_next_event). This runs under the
+    # ledger lock for every key.suspend / key.reinstate / key.revoke: its cost must not grow
+    # with the key's history.
+    newest = select(func.max(key_events.c.seq)).where(key_events.c.kid == kid).scalar_subquery()
+    row = conn.execute(
+        select(signer_keys.c.subject, signer_keys.c.not_before, signer_keys.c.not_after)
+        .add_columns(*_JOINED_EVENT)
+        .select_from(
+            signer_keys.join(
+                key_events, (key_events.c.kid == signer_keys.c.kid) & (key_events.c.seq == newest)
+            )
+        )
         .where(signer_keys.c.kid == kid)
-        .order_by(key_events.c.seq)
         .with_for_update(of=signer_keys)
-    ).all()
-    if not rows or (owner is not None and rows[0].subject != owner):
+    ).first()
+    if row is None or (owner is not None and row.subject != owner):
         raise KeyNotFoundError(kid)
-    history = [_joined_event(row) for row in rows if row.event_seq is not None]
-    updated = _record(rows[0], history).with_event(event)
-    conn.execute(insert(key_events).values(_event_values(kid, len(history), event)))
-    return updated
+    count = int(row.event_seq) + 1  # seqs run 0, 1, … without gaps
+    status = status_after_event(
+        kid=kid,
+        not_before=as_utc(row.not_before),
+        not_after=None if row.not_after is None else as_utc(row.not_after),
+        last=_joined_event(row),
+        count=count,
+        event=event,
+    )
+    conn.execute(insert(key_events).values(_event_values(kid, count, event)))
+    return status
 
 
 # --- delegations ---------------------------------------------------------------------------------

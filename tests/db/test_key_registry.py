@@ -38,12 +38,13 @@ from signatures.errors import (
     DelegationNotFoundError,
     EnvelopeError,
     KeyNotFoundError,
+    KeyRecordError,
     KeyStateError,
     RegistryConflictError,
     RegistryLimitError,
 )
 from signatures.jwk import PublicJwk
-from signatures.keys import AssuranceLevel, KeyStatus, RevocationReason
+from signatures.keys import MAX_KEY_EVENTS, AssuranceLevel, KeyStatus, RevocationReason
 from signatures.registry_handlers import HANDLERS, CertificateTrust, Handler, make_handlers
 from signatures.registry_payloads import (
     RULE_AFTER_CERTIFICATE_EXPIRY,
@@ -464,6 +465,31 @@ def test_key_state_machine_through_handlers(registry: Registry, engine: Engine) 
     assert record.revocation_reason is RevocationReason.SUPERSEDED
     assert record.status_at(T0 + 3 * SECOND) is KeyStatus.SUSPENDED  # history is kept
     assert record.status_at(T0 + 5 * SECOND) is KeyStatus.ACTIVE
+
+
+def test_a_key_history_stops_at_max_key_events(registry: Registry, engine: Engine) -> None:
+    """A state change reads only the key's newest event, yet still counts its whole history."""
+    kid = str(registry.register(PERSON)["kid"])
+    start = registry.now
+    kinds = ("suspended", "reinstated")
+    history = [
+        {
+            "kid": kid,
+            "seq": seq,
+            "kind": kinds[(seq - 1) % 2],
+            "at": start + timedelta(microseconds=seq),
+            "reason": None,
+            "ledger_index": 1000 + seq,
+        }
+        for seq in range(1, MAX_KEY_EVENTS - 1)  # the registration and these: MAX - 1 events
+    ]
+    in_tx(engine, lambda c: c.execute(key_events.insert(), history))
+    assert registry.run("key.suspend", {"kid": kid}, signer=PERSON)["status"] == "suspended"
+    with pytest.raises(KeyRecordError, match=f"MAX_KEY_EVENTS={MAX_KEY_EVENTS}"):
+        registry.run("key.reinstate", {"kid": kid}, signer=PERSON)
+    record = in_tx(engine, lambda c: load_key(c, kid))
+    assert record is not None and len(record.events) == MAX_KEY_EVENTS
+    assert record.status_at(registry.now) is KeyStatus.SUSPENDED
 
 
 def test_key_of_another_subject_is_refused_like_a_missing_one(registry: Registry) -> None:
