@@ -40,6 +40,15 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 
+    def advance_past(self, instant: str, seconds: float) -> None:
+        """Move to `seconds` after `instant` (ISO 8601), or after now when that is later.
+
+        An intent's created_at is its transaction's acceptance time, from the service's own
+        clock, which this one does not drive: on a slow machine it can be seconds after this
+        clock's start, so "advance by the TTL" would not yet reach the intent's expiry.
+        """
+        self.now = max(self.now, datetime.fromisoformat(instant)) + timedelta(seconds=seconds)
+
 
 @dataclass
 class World:

@@ -229,7 +229,7 @@ def test_an_abandoned_challenge_expires_and_frees_the_payable(world: World) -> N
     citizen = new_party(w.client, w.rng)
     payable_id, *_ = issue_bill(w, citizen.subject)
     first = tx_id(pay(w, citizen, payable_id=payable_id, method=THREE_DS))
-    w.clock.advance(INTENT_TTL_S + 1)
+    w.clock.advance_past(str(payment(w, citizen, first)["created_at"]), INTENT_TTL_S + 1)
     assert w.client.app.state.payments.expire_due() == 1  # type: ignore[attr-defined]
     assert payment(w, citizen, first)["state"] == "expired"
     assert payable(w, citizen, payable_id)["status"] == "open"
@@ -391,7 +391,7 @@ def test_the_expiry_sweep_asks_about_a_lost_answer_before_expiring(world: World)
     citizen = new_party(w.client, w.rng)
     payable_id, *_ = issue_bill(w, citizen.subject)
     first = tx_id(pay(w, citizen, payable_id=payable_id, method="pm_sandbox_timeout"))
-    w.clock.advance(INTENT_TTL_S + 1)
+    w.clock.advance_past(str(payment(w, citizen, first)["created_at"]), INTENT_TTL_S + 1)
     assert w.client.app.state.payments.expire_due() == 0  # type: ignore[attr-defined]
     assert payment(w, citizen, first)["state"] == "succeeded"
     assert payable(w, citizen, payable_id)["status"] == "paid"
