@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Protocol, cast
 
@@ -26,6 +26,7 @@ from ledger.checkpoint import format_checkpoint
 from ledger.errors import LedgerLimitError, NotFoundError, StorageInconsistentError, TreeSizeError
 from ledger.merkle import NodeId
 from ledger.schema import checkpoints, entries, nodes
+from signatures.registry_schema import as_utc
 
 # Limits, each enforced before anything is written.
 MAX_LEAF_BYTES = 64 * 1024
@@ -181,7 +182,7 @@ def read_head(conn: Connection) -> Head:
     size, last, at = conn.execute(_HEAD_QUERY).one()
     size = int(size or 0)
     _check_head(size, 0 if last is None else int(last) + 1)
-    return Head(size, None if at is None else _aware(cast(datetime, at)))
+    return Head(size, None if at is None else as_utc(cast(datetime, at)))
 
 
 def current_tree_size(conn: Connection) -> int:
@@ -349,11 +350,6 @@ def inclusion_proofs(
         out[i] = hashes[at : at + len(plans)]
         at += len(plans)
     return out
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite gives back naive datetimes for what was stored as UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
