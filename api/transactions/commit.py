@@ -274,7 +274,7 @@ class BatchResult:
 
 def commit_batch(
     conn: Connection,
-    items: Sequence[Prepared] | Callable[[], Sequence[Prepared]],
+    take: Callable[[], Sequence[Prepared]],
     *,
     origin: str,
     sign_note: Callable[[str], str],
@@ -290,10 +290,10 @@ def commit_batch(
     accepts), a refusal raises HandlerRefusedError and the caller must roll back and retry with
     savepoints.
 
-    items may be a function returning them: it is called once the ledger head lock is held, so
-    that transactions which arrived while the batch waited for the lock join it."""
+    take() gives the items. It is called once the ledger head lock is held, so that transactions
+    which arrived while the batch waited for the lock join it."""
     store.lock_head(conn)
-    taken = items() if callable(items) else items
+    taken = take()
     batch = _open_batch(conn, taken, now=now, savepoints=savepoints)
     outcomes = [_apply(batch, item) for item in taken]
     if not batch.leaves:

@@ -150,7 +150,7 @@ class TransactionService:
 
         work = functools.partial(
             commit.commit_batch,
-            items=take_under_lock,
+            take=take_under_lock,
             origin=self._origin,
             sign_note=self._sign_note,
             now=self._clock(),
