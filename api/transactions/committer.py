@@ -71,11 +71,15 @@ class _Take(Generic[T, R]):
         self.taken: list[tuple[T, asyncio.Future[R]]] | None = None
 
     def __call__(self) -> list[T]:
+        return [item for item, _ in self.waiters()]
+
+    def waiters(self) -> list[tuple[T, asyncio.Future[R]]]:
+        """The batch's (item, future) pairs, taken now if the commit has not taken them."""
         if self.taken is None:
             with self._queue.mutex:
                 self.taken = self._queue.pending[: self._max_batch]
                 del self._queue.pending[: self._max_batch]
-        return [item for item, _ in self.taken]
+        return self.taken
 
 
 class GroupCommitter(Generic[T, W, R]):
@@ -133,17 +137,15 @@ class GroupCommitter(Generic[T, W, R]):
         try:
             written = await anyio.to_thread.run_sync(self._commit, take, limiter=queue.limiter)
         except BaseException as exc:
-            take()
-            _fail(take.taken or [], exc)
+            _fail(take.waiters(), exc)
             if not isinstance(exc, Exception):
                 raise
             return
         if take.taken is None:  # the commit never asked for its items: none was written
-            take()
-            _fail(take.taken or [], RuntimeError("the batch's commit did not take its items"))
+            _fail(take.waiters(), RuntimeError("the batch's commit did not take its items"))
             return
         task = asyncio.get_running_loop().create_task(
-            self._finished(queue, take.taken or [], written)
+            self._finished(queue, take.waiters(), written)
         )
         queue.finishing.add(task)
         task.add_done_callback(queue.finishing.discard)
