@@ -222,8 +222,7 @@ class KeyRecord:
         events = self.events
         if not isinstance(events, tuple) or not events:
             raise KeyRecordError("events must be a non-empty tuple", field="events")
-        if len(events) > MAX_KEY_EVENTS:
-            raise KeyRecordError(f"more than MAX_KEY_EVENTS={MAX_KEY_EVENTS}", field="events")
+        _check_event_count(len(events))
         first = events[0]
         if first.kind is not KeyEventKind.REGISTERED or first.at > self.not_before:
             raise KeyRecordError(
@@ -348,14 +347,23 @@ def check_next_event(
     _check_transition(
         kid=kid, state=_STATE_AFTER[last.kind], last=last, not_after=not_after, event=event
     )
-    if count + 1 > MAX_KEY_EVENTS:
+    _check_event_count(count + 1)
+
+
+def _check_event_count(count: int) -> None:
+    if count > MAX_KEY_EVENTS:
         raise KeyRecordError(f"more than MAX_KEY_EVENTS={MAX_KEY_EVENTS}", field="events")
 
 
 def status_after_event(
-    *, kid: str, not_before: datetime, not_after: datetime | None, last: KeyEvent, count: int,
+    *,
+    kid: str,
+    not_before: datetime,
+    not_after: datetime | None,
+    last: KeyEvent,
+    count: int,
     event: KeyEvent,
-) -> KeyStatus:  # fmt: skip
+) -> KeyStatus:
     """The key's status at event.at once event follows last, the newest of its ``count``
     events: what ``record.with_event(event).status_at(event.at)`` gives, raising as it does,
     without the rest of the history."""

@@ -114,23 +114,6 @@ def _stored_jwk(text: str) -> PublicJwk:
     return PublicJwk.from_dict(json.loads(text))
 
 
-# key_events' columns under names that do not clash with signer_keys' (add_key_event's join).
-_JOINED_EVENT = (
-    key_events.c.seq.label("event_seq"),
-    key_events.c.kind.label("event_kind"),
-    key_events.c.at.label("event_at"),
-    key_events.c.reason.label("event_reason"),
-    key_events.c.ledger_index.label("event_ledger_index"),
-)
-
-
-def _joined_event(row: _Row) -> KeyEvent:
-    reason = None if row.event_reason is None else RevocationReason(row.event_reason)
-    return KeyEvent(
-        KeyEventKind(row.event_kind), as_utc(row.event_at), reason, int(row.event_ledger_index)
-    )
-
-
 def _record(row: _Row, events: Sequence[KeyEvent]) -> KeyRecord:
     not_after = None if row.not_after is None else as_utc(row.not_after)
     return KeyRecord(
@@ -273,7 +256,7 @@ def add_key_event(
     newest = select(func.max(key_events.c.seq)).where(key_events.c.kid == kid).scalar_subquery()
     row = conn.execute(
         select(signer_keys.c.subject, signer_keys.c.not_before, signer_keys.c.not_after)
-        .add_columns(*_JOINED_EVENT)
+        .add_columns(*key_events.c)  # no name clashes with the three key columns
         .select_from(
             signer_keys.join(
                 key_events, (key_events.c.kid == signer_keys.c.kid) & (key_events.c.seq == newest)
@@ -284,12 +267,12 @@ def add_key_event(
     ).first()
     if row is None or (owner is not None and row.subject != owner):
         raise KeyNotFoundError(kid)
-    count = int(row.event_seq) + 1  # seqs run 0, 1, … without gaps
+    count = int(row.seq) + 1  # seqs run 0, 1, … without gaps
     status = status_after_event(
         kid=kid,
         not_before=as_utc(row.not_before),
         not_after=None if row.not_after is None else as_utc(row.not_after),
-        last=_joined_event(row),
+        last=_event(row),
         count=count,
         event=event,
     )
