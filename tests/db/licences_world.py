@@ -23,7 +23,6 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.keys import CheckpointKeyring, checkpoint_sign_note
-from api.payments.setup import payments_runtime
 from api.settings import Settings
 from api.transactions.registry import default_registry
 from api.transactions.service import TransactionService
@@ -33,7 +32,6 @@ from licences import store as licence_store
 from payments import journal_store
 from payments.bill_ids import make_bill_id, make_payment_id
 from payments.sandbox import SandboxProvider
-from payments.sandbox_sql import SqlSandboxRecords
 from signatures.canonical import JsonValue
 from signatures.client import (
     build_envelope,
@@ -45,11 +43,11 @@ from signatures.client import (
 from signatures.envelope import parse_subject
 from signatures.errors import EnvelopeError, SubjectError
 from tests.db.conftest import ORIGIN
+from tests.db.payments_world import assert_journal_balances, sandbox_app
 from tests.db.test_transactions_pipeline import Party, problem
 from tests.e2e.client import legal_id, national_id
 from tests.idp import bearer, verifier
 
-SANDBOX_SECRET = b"sandbox-test-secret-0123456789abcdef"
 SUCCESS = "4242424242424242"
 THREE_DS = "4000000000003220"
 # 08:00 UTC is 11:30 in Tehran and 10:00 or 11:00 in Tallinn: the same calendar day everywhere.
@@ -214,19 +212,8 @@ def estonian_code(rng: random.Random) -> str:
 
 @contextmanager
 def open_world(engine: Engine, signer: NoteSigner, start: datetime) -> Iterator[World]:
-    settings = Settings.model_construct(ledger_origin=ORIGIN, rate_limit_per_minute=100_000)
     clock = Clock(start)
-    sandbox = SandboxProvider(
-        records=SqlSandboxRecords(engine), now=clock, webhook_secrets=[SANDBOX_SECRET]
-    )
-    runtime = payments_runtime(settings, engine, clock=clock, providers={"sandbox": sandbox})
-    app = create_app(
-        settings,
-        engine=engine,
-        checkpoint_signer=signer,
-        token_verifier=verifier(),
-        payments_runtime_=runtime,
-    )
+    app, sandbox, runtime = sandbox_app(engine, signer, clock, rate_limit_per_minute=100_000)
     app.state.clock = clock
     app.state.transactions = service(engine, signer, runtime=runtime, clock=clock)
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -234,9 +221,7 @@ def open_world(engine: Engine, signer: NoteSigner, start: datetime) -> Iterator[
         for subject in AGENCIES:
             w.agencies[subject] = w.party(subject, "agency")
         yield w
-    with engine.connect() as conn:
-        totals = journal_store.book_totals(conn)
-    assert all(total == 0 for total in totals.values()), totals
+    assert_journal_balances(engine)
 
 
 def service(

@@ -5,15 +5,17 @@ move. After each test, the journal must balance per currency."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.payments.runtime import PaymentsRuntime
 from api.payments.setup import payments_runtime
 from api.settings import Settings
 from ledger.note import NoteSigner
@@ -61,10 +63,17 @@ class World:
     rng: random.Random
 
 
-@pytest.fixture
-def world(engine: Engine, signer: NoteSigner) -> Iterator[World]:
-    settings = Settings.model_construct(ledger_origin=ORIGIN, rate_limit_per_minute=10_000)
-    clock = Clock()
+def sandbox_app(
+    engine: Engine,
+    signer: NoteSigner,
+    clock: Callable[[], datetime],
+    *,
+    rate_limit_per_minute: int,
+) -> tuple[FastAPI, SandboxProvider, PaymentsRuntime]:
+    """The service with the sandbox provider on the test database, payments on `clock`."""
+    settings = Settings.model_construct(
+        ledger_origin=ORIGIN, rate_limit_per_minute=rate_limit_per_minute
+    )
     sandbox = SandboxProvider(
         records=SqlSandboxRecords(engine), now=clock, webhook_secrets=[SANDBOX_SECRET]
     )
@@ -76,6 +85,20 @@ def world(engine: Engine, signer: NoteSigner) -> Iterator[World]:
         token_verifier=verifier(),
         payments_runtime_=runtime,
     )
+    return app, sandbox, runtime
+
+
+def assert_journal_balances(engine: Engine) -> None:
+    """Every currency's journal sums to zero: what each world checks after its test."""
+    with engine.connect() as conn:
+        totals = journal_store.book_totals(conn)
+    assert all(total == 0 for total in totals.values()), totals
+
+
+@pytest.fixture
+def world(engine: Engine, signer: NoteSigner) -> Iterator[World]:
+    clock = Clock()
+    app, sandbox, _ = sandbox_app(engine, signer, clock, rate_limit_per_minute=10_000)
     with TestClient(app, raise_server_exceptions=False) as client:
         agency = Party(
             "agency:water-tehran",
@@ -84,6 +107,4 @@ def world(engine: Engine, signer: NoteSigner) -> Iterator[World]:
         )  # type: ignore[arg-type]
         register(client, agency)
         yield World(client, engine, signer, clock, sandbox, agency, random.Random(7))
-    with engine.connect() as conn:
-        totals = journal_store.book_totals(conn)
-    assert all(total == 0 for total in totals.values()), totals
+    assert_journal_balances(engine)
